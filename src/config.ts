@@ -1,0 +1,89 @@
+import { z } from 'zod';
+
+/**
+ * The server's configuration: CONTRACT §1, one variable a field.
+ * `loadConfig` takes the environment as a plain record so that tests (and Deno) pass their own;
+ * only `runtime/` hands it `process.env`.
+ */
+
+const intFrom = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, { error: `expected a whole number from ${min} to ${max}` })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { error: `expected a whole number from ${min} to ${max}` }).max(max, { error: `expected a whole number from ${min} to ${max}` }));
+
+const hostList = z
+  .string()
+  .transform((s) => s.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
+  .pipe(z.array(z.string()).min(1, { error: 'expected a comma-separated list of at least one host' }));
+
+const databaseUrl = z
+  .string()
+  .trim()
+  .refine((s) => s === ':memory:' || s.startsWith('file:') || /^postgres(ql)?:\/\//.test(s), {
+    error: 'expected file:PATH, :memory: or postgres://…',
+  });
+
+const envSchema = z.object({
+  PORT: intFrom(0, 65535).default(5000),
+  HOST: z.string().trim().min(1, { error: 'expected a host name or address' }).default('127.0.0.1'),
+  DATABASE_URL: databaseUrl.default('file:./data/scheduler.db'),
+  JWT_SECRET: z
+    .string()
+    .refine((s) => new TextEncoder().encode(s).length >= 32, { error: 'expected at least 32 bytes' })
+    .optional(),
+  JWT_ISSUER: z.string().min(1).optional(),
+  JWT_AUDIENCE: z.string().min(1).optional(),
+  MAX_CONCURRENT_AGENTS: intFrom(1, 10_000).default(5),
+  MAX_RETRIES: intFrom(0, 100).default(3),
+  RETRY_BASE_DELAY_MS: intFrom(1).default(1000),
+  RETRY_MAX_DELAY_MS: intFrom(1).default(300_000),
+  AGENT_TIMEOUT_MS: intFrom(1).default(900_000),
+  WEBHOOK_ALLOWED_HOSTS: hostList.default(['localhost', '127.0.0.1', '::1']),
+  WEBHOOK_SIGNING_SECRET: z.string().min(1).optional(),
+  /** Runs kept per agent; older ones are trimmed. Not in the contract: our choice, documented in the README. */
+  RUN_HISTORY_LIMIT: intFrom(1).default(1000),
+  /** How long stored events are kept for stream resume; the contract asks for at least one hour. */
+  EVENT_RETENTION_MS: intFrom(3_600_000).default(24 * 3_600_000),
+});
+
+export type Config = Readonly<z.output<typeof envSchema>>;
+
+/** A bad variable: the message is the one line the process prints before exiting with 1. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function shown(value: unknown, secret: boolean): string {
+  if (value === undefined) return 'nothing';
+  if (secret) return `a value of ${new TextEncoder().encode(String(value)).length} bytes`;
+  return JSON.stringify(value);
+}
+
+const SECRET_VARIABLES = new Set(['JWT_SECRET', 'WEBHOOK_SIGNING_SECRET']);
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  // An empty variable counts as unset: `PORT= npm start` should not be an error.
+  const picked: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') picked[key] = v;
+  }
+  const parsed = envSchema.safeParse(picked);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(
+      `Invalid environment variable ${name}: ${issue.message}, got ${shown(picked[name], SECRET_VARIABLES.has(name))}`,
+    );
+  }
+  const cfg = parsed.data;
+  if (cfg.RETRY_MAX_DELAY_MS < cfg.RETRY_BASE_DELAY_MS) {
+    throw new ConfigError(
+      `Invalid environment variable RETRY_MAX_DELAY_MS: expected at least RETRY_BASE_DELAY_MS (${cfg.RETRY_BASE_DELAY_MS}), got ${cfg.RETRY_MAX_DELAY_MS}`,
+    );
+  }
+  return Object.freeze({ ...cfg, WEBHOOK_ALLOWED_HOSTS: Object.freeze([...cfg.WEBHOOK_ALLOWED_HOSTS]) as string[] });
+}

@@ -1,0 +1,70 @@
+import type { z } from 'zod';
+import { badRequest } from './errors.ts';
+import type { Logger } from './logger.ts';
+
+/** What a handler reports while it works; becomes an `agent:progress` event and the run's `progress`. */
+export interface ProgressUpdate {
+  /** 0–100. */
+  progress: number;
+  message?: string;
+  currentStep?: string | number;
+  totalSteps?: number;
+}
+
+export interface HandlerContext<Config = Record<string, unknown>> {
+  agentId: string;
+  jobId: string;
+  runId: string;
+  /** 1 for the first try, 2 for the first retry, … */
+  attempt: number;
+  /** The run's scheduled instant (ms since epoch). */
+  scheduledAt: number;
+  config: Config;
+  /** Fires on timeout, cancel, agent deletion and shutdown; `signal.reason` says which. */
+  signal: AbortSignal;
+  progress(update: ProgressUpdate): void;
+  log: Logger;
+}
+
+export interface HandlerDefinition<Config = Record<string, unknown>> {
+  name: string;
+  /** Validates an agent's `config` at create/update time; parse errors become a 400 naming the field. */
+  config: z.ZodType<Config>;
+  /** Extra checks beyond the schema (for example allowed webhook hosts); throw a DomainError to refuse. */
+  check?(config: Config): void;
+  run(ctx: HandlerContext<Config>): Promise<void>;
+}
+
+export interface HandlerRegistry {
+  register<C>(def: HandlerDefinition<C>): void;
+  get(name: string): HandlerDefinition<unknown> | undefined;
+  names(): string[];
+  /** Validates `config` for `handler`; throws BAD_REQUEST naming `handler` or the config field. */
+  parseConfig(handler: string, config: unknown): Record<string, unknown>;
+}
+
+export function createHandlerRegistry(defs: HandlerDefinition<never>[] = []): HandlerRegistry {
+  const byName = new Map<string, HandlerDefinition<unknown>>();
+  const registry: HandlerRegistry = {
+    register(def) {
+      if (!/^[A-Za-z0-9_.:-]{1,100}$/.test(def.name)) throw new Error(`handler name "${def.name}" is not valid`);
+      byName.set(def.name, def as HandlerDefinition<unknown>);
+    },
+    get: (name) => byName.get(name),
+    names: () => [...byName.keys()],
+    parseConfig(handler, config) {
+      const def = byName.get(handler);
+      if (!def) throw badRequest(`handler: unknown handler "${handler}" (expected one of ${[...byName.keys()].map((n) => `"${n}"`).join(', ')})`);
+      const parsed = def.config.safeParse(config ?? {});
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        const path = ['config', ...issue.path.map(String)].join('.');
+        throw badRequest(`${path}: ${issue.message}`);
+      }
+      def.check?.(parsed.data);
+      return parsed.data as Record<string, unknown>;
+    },
+  };
+  for (const def of defs) registry.register(def as HandlerDefinition<unknown>);
+  return registry;
+}

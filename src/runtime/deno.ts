@@ -1,0 +1,23 @@
+import { main } from './main.ts';
+
+declare const Deno: {
+  env: { toObject(): Record<string, string> };
+  addSignalListener(signal: 'SIGTERM' | 'SIGINT', fn: () => void): void;
+  exit(code: number): never;
+};
+
+/** `deno task start`: the same server under Deno 2, with node:sqlite (better-sqlite3 cannot load there). */
+await main({
+  env: Deno.env.toObject(),
+  async dialectFor(url) {
+    if (/^postgres(ql)?:\/\//.test(url)) return (await import('../storage/dialects/postgres.ts')).postgresDialect(url);
+    return (await import('../storage/dialects/node-sqlite.ts')).nodeSqliteDialect(url);
+  },
+  onShutdownSignal(fn) {
+    Deno.addSignalListener('SIGTERM', () => fn('SIGTERM'));
+    Deno.addSignalListener('SIGINT', () => fn('SIGINT'));
+  },
+  exit: (code) => Deno.exit(code),
+  print: (line) => console.log(line),
+  printError: (line) => console.error(line),
+});

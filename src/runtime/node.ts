@@ -1,0 +1,17 @@
+import { main } from './main.ts';
+
+/** `npm start`: the server on Node, with better-sqlite3 (or pg for a postgres:// URL). */
+await main({
+  env: process.env,
+  async dialectFor(url) {
+    if (/^postgres(ql)?:\/\//.test(url)) return (await import('../storage/dialects/postgres.ts')).postgresDialect(url);
+    return (await import('../storage/dialects/better-sqlite3.ts')).betterSqliteDialect(url);
+  },
+  onShutdownSignal(fn) {
+    process.on('SIGTERM', () => fn('SIGTERM'));
+    process.on('SIGINT', () => fn('SIGINT'));
+  },
+  exit: (code) => process.exit(code),
+  print: (line) => process.stdout.write(`${line}\n`),
+  printError: (line) => process.stderr.write(`${line}\n`),
+});

@@ -1,0 +1,38 @@
+import { z } from 'zod';
+import { agentStatus, idSchema, isoDate } from './common.ts';
+
+const config = z.record(z.string(), z.unknown(), { error: 'expected a JSON object' });
+
+export const agentCreateInput = z.strictObject({
+  id: idSchema.optional(),
+  name: z.string({ error: 'expected a string' }).trim().min(1, { error: 'expected a non-empty string' }).max(200),
+  handler: z.string({ error: 'expected a handler name' }).min(1, { error: 'expected a handler name' }).max(100),
+  config: config.optional(),
+  description: z.string().max(2000).nullable().optional(),
+  timeoutMs: z.int().min(1).max(2 ** 31 - 1).nullable().optional(),
+  maxRetries: z.int().min(0).max(100).nullable().optional(),
+});
+export type AgentCreateInput = z.output<typeof agentCreateInput>;
+
+export const agentUpdateInput = agentCreateInput.omit({ id: true, handler: true }).partial();
+export type AgentUpdateInput = z.output<typeof agentUpdateInput>;
+
+export const agentOutput = z.object({
+  id: z.string(),
+  name: z.string(),
+  handler: z.string(),
+  config: z.record(z.string(), z.unknown()),
+  description: z.string().nullable(),
+  timeoutMs: z.number().nullable(),
+  maxRetries: z.number().nullable(),
+  status: agentStatus,
+  scheduleExpression: z.string().nullable(),
+  scheduleEnabled: z.boolean(),
+  nextRunAt: isoDate.nullable(),
+  lastRunAt: isoDate.nullable(),
+  lastError: z.string().nullable(),
+  owner: z.string(),
+  createdAt: isoDate,
+  updatedAt: isoDate,
+});
+export type AgentOutput = z.output<typeof agentOutput>;

@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { schedulerStats } from './schedule.ts';
+
+/** Live events, with the seed's names and payload fields; runId, attempt, willRetry, nextRetryAt are our additions. */
+const base = { agentId: z.string(), jobId: z.string(), timestamp: z.string() };
+
+export const agentStarted = z.object({ ...base, runId: z.string(), attempt: z.number(), status: z.literal('started') });
+export const agentProgress = z.object({
+  ...base,
+  runId: z.string(),
+  progress: z.number(),
+  message: z.string().optional(),
+  currentStep: z.string().optional(),
+  totalSteps: z.number().optional(),
+});
+export const agentCompleted = z.object({ ...base, runId: z.string(), attempt: z.number(), status: z.literal('completed'), duration: z.number() });
+export const agentFailed = z.object({
+  ...base,
+  runId: z.string(),
+  attempt: z.number(),
+  status: z.literal('failed'),
+  error: z.string(),
+  willRetry: z.boolean(),
+  nextRetryAt: z.string().nullable(),
+});
+export const agentCancelled = z.object({ ...base, runId: z.string(), status: z.literal('cancelled') });
+export const agentPaused = z.object({ ...base, status: z.literal('paused') });
+export const agentResumed = z.object({ ...base, status: z.literal('resumed'), nextRunAt: z.string().nullable() });
+export const schedulerStatus = z.object({ stats: schedulerStats, timestamp: z.string() });
+
+export type AgentEventMap = {
+  'agent:started': z.output<typeof agentStarted>;
+  'agent:progress': z.output<typeof agentProgress>;
+  'agent:completed': z.output<typeof agentCompleted>;
+  'agent:failed': z.output<typeof agentFailed>;
+  'agent:cancelled': z.output<typeof agentCancelled>;
+  'agent:paused': z.output<typeof agentPaused>;
+  'agent:resumed': z.output<typeof agentResumed>;
+};
+export type AgentEventName = keyof AgentEventMap;
+export type SchedulerStatusEvent = z.output<typeof schedulerStatus>;
+
+export type EventMap = AgentEventMap & { 'scheduler:status': SchedulerStatusEvent };
+export type EventName = keyof EventMap;
+
+/** A stored, numbered event: what streams yield and resume from. */
+export type StoredEvent = {
+  [K in EventName]: { id: number; type: K; agentId: string | null; data: EventMap[K] };
+}[EventName];

@@ -1,0 +1,69 @@
+import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { DomainError } from '../core/errors.ts';
+
+/** Who is calling: the token's `sub`, and whether its `role` claim is "admin". */
+export interface Principal {
+  sub: string;
+  admin: boolean;
+}
+
+export interface AuthOptions {
+  /** HS256 key, at least 32 bytes. */
+  secret: string;
+  issuer?: string;
+  audience?: string;
+}
+
+export const MIN_SECRET_BYTES = 32;
+/** Clock skew forgiven on `exp`/`nbf` (CONTRACT §2). */
+const CLOCK_TOLERANCE_S = 30;
+
+export interface Auth {
+  verify(token: string | null | undefined): Promise<Principal>;
+  sign(claims: { sub: string; role?: string }, ttl?: string | number): Promise<string>;
+}
+
+const unauthorized = (why: string) => new DomainError('UNAUTHORIZED', why);
+
+export function createAuth(options: AuthOptions): Auth {
+  const key = new TextEncoder().encode(options.secret);
+  if (key.length < MIN_SECRET_BYTES) throw new Error(`JWT secret must be at least ${MIN_SECRET_BYTES} bytes, got ${key.length}`);
+  return {
+    async verify(token) {
+      if (!token) throw unauthorized('Missing bearer token');
+      try {
+        const { payload } = await jwtVerify(token, key, {
+          algorithms: ['HS256'],
+          requiredClaims: ['sub', 'exp'],
+          clockTolerance: CLOCK_TOLERANCE_S,
+          ...(options.issuer !== undefined && { issuer: options.issuer }),
+          ...(options.audience !== undefined && { audience: options.audience }),
+        });
+        if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw unauthorized('Invalid token: sub must be a non-empty string');
+        return { sub: payload.sub, admin: payload['role'] === 'admin' };
+      } catch (err) {
+        if (err instanceof DomainError) throw err;
+        if (err instanceof joseErrors.JWTExpired) throw unauthorized('Token expired');
+        if (err instanceof joseErrors.JWTClaimValidationFailed) throw unauthorized(`Invalid token: ${err.message}`);
+        throw unauthorized('Invalid token');
+      }
+    },
+    async sign(claims, ttl = '1h') {
+      const jwt = new SignJWT({ ...(claims.role !== undefined && { role: claims.role }) })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .setSubject(claims.sub)
+        .setIssuedAt()
+        .setExpirationTime(ttl);
+      if (options.issuer !== undefined) jwt.setIssuer(options.issuer);
+      if (options.audience !== undefined) jwt.setAudience(options.audience);
+      return jwt.sign(key);
+    },
+  };
+}
+
+/** The token from an `Authorization: Bearer …` header value, or null. */
+export function bearerToken(header: string | undefined | null): string | null {
+  if (!header) return null;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m ? m[1]! : null;
+}

@@ -1,0 +1,76 @@
+import type { AgentRecord, RunRecord, ScheduleRecord } from '../core/store.ts';
+import type { AgentOutput } from '../schemas/agent.ts';
+import type { RunOutput } from '../schemas/run.ts';
+import type { ScheduleInfo } from '../schemas/schedule.ts';
+
+/** Records → the API's data objects (ISO times, the seed's field names). Shared by every transport. */
+export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** A paused job shows no next run: it will not fire until resumed. */
+const shownNext = (s: Readonly<ScheduleRecord> | undefined) => (s && s.enabled && !s.paused ? iso(s.nextRunAt) : null);
+
+export function agentView(a: AgentRecord, s: Readonly<ScheduleRecord> | undefined): AgentOutput {
+  return {
+    id: a.id,
+    name: a.name,
+    handler: a.handler,
+    config: a.config,
+    description: a.description,
+    timeoutMs: a.timeoutMs,
+    maxRetries: a.maxRetries,
+    status: a.status,
+    scheduleExpression: s?.expression ?? null,
+    scheduleEnabled: s?.enabled ?? false,
+    nextRunAt: shownNext(s),
+    lastRunAt: iso(a.lastRunAt),
+    lastError: a.lastError,
+    owner: a.owner,
+    createdAt: iso(a.createdAt)!,
+    updatedAt: iso(a.updatedAt)!,
+  };
+}
+
+export function scheduleView(a: AgentRecord, s: Readonly<ScheduleRecord> | undefined, isRunning: boolean): ScheduleInfo {
+  return {
+    id: a.id,
+    name: a.name,
+    scheduleExpression: s?.expression ?? null,
+    scheduleEnabled: s?.enabled ?? false,
+    nextRunAt: shownNext(s),
+    lastRunAt: iso(a.lastRunAt),
+    status: a.status,
+    taskDetails: s
+      ? {
+          agentId: a.id,
+          agentName: a.name,
+          priority: s.priority,
+          nextRunTime: shownNext(s),
+          retryCount: a.retryCount,
+          lastError: a.lastError,
+          backoffUntil: iso(a.backoffUntil),
+          isRunning,
+          isPaused: s.paused,
+          jobId: s.jobId,
+          timezone: s.timezone,
+          catchUp: s.catchUp,
+        }
+      : null,
+  };
+}
+
+export function runView(r: RunRecord): RunOutput {
+  return {
+    id: r.id,
+    agentId: r.agentId,
+    jobId: r.jobId,
+    trigger: r.trigger,
+    attempt: r.attempt,
+    status: r.status,
+    scheduledAt: iso(r.scheduledAt)!,
+    startedAt: iso(r.startedAt),
+    finishedAt: iso(r.finishedAt),
+    durationMs: r.durationMs,
+    progress: r.progress,
+    error: r.error,
+  };
+}

@@ -1,0 +1,89 @@
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+/**
+ * Every table, defined in code (nothing is read from disk at run time). Only portable types and
+ * constraints: the same migrations build the schema on SQLite and PostgreSQL.
+ */
+const migrations: Record<string, Migration> = {
+  '0001_init': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('agents')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('owner', 'varchar(255)', (c) => c.notNull())
+        .addColumn('name', 'varchar(200)', (c) => c.notNull())
+        .addColumn('handler', 'varchar(100)', (c) => c.notNull())
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('timeout_ms', 'bigint')
+        .addColumn('max_retries', 'integer')
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('last_run_at', 'bigint')
+        .addColumn('last_error', 'text')
+        .addColumn('retry_count', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('backoff_until', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('agents_owner').on('agents').columns(['owner', 'created_at']).execute();
+
+      await db.schema
+        .createTable('schedules')
+        .addColumn('agent_id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('job_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('expression', 'varchar(200)', (c) => c.notNull())
+        .addColumn('timezone', 'varchar(100)', (c) => c.notNull())
+        .addColumn('priority', 'integer', (c) => c.notNull())
+        .addColumn('enabled', 'integer', (c) => c.notNull())
+        .addColumn('paused', 'integer', (c) => c.notNull())
+        .addColumn('catch_up', 'integer', (c) => c.notNull())
+        .addColumn('next_run_at', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('runs')
+        .addColumn('id', 'varchar(40)', (c) => c.primaryKey())
+        .addColumn('agent_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('job_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('trigger', 'varchar(16)', (c) => c.notNull())
+        .addColumn('attempt', 'integer', (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('priority', 'integer', (c) => c.notNull())
+        .addColumn('scheduled_at', 'bigint', (c) => c.notNull())
+        .addColumn('started_at', 'bigint')
+        .addColumn('finished_at', 'bigint')
+        .addColumn('duration_ms', 'bigint')
+        .addColumn('progress', 'real')
+        .addColumn('error', 'text')
+        // job@scheduledAt for fires and catch-ups: one slot can never be run twice, even by two instances.
+        .addColumn('dedupe_key', 'varchar(120)', (c) => c.unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('runs_agent_created').on('runs').columns(['agent_id', 'created_at']).execute();
+      await db.schema.createIndex('runs_status').on('runs').column('status').execute();
+
+      await db.schema
+        .createTable('events')
+        .addColumn('id', 'bigint', (c) => c.primaryKey())
+        .addColumn('type', 'varchar(32)', (c) => c.notNull())
+        .addColumn('agent_id', 'varchar(64)')
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('events_agent').on('events').columns(['agent_id', 'id']).execute();
+      await db.schema.createIndex('events_created').on('events').column('created_at').execute();
+    },
+  },
+};
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+/** Brings the schema up to date; a second call is a no-op. Throws if a migration fails. */
+export async function migrate(db: Kysely<any>): Promise<{ applied: string[] }> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };
+}

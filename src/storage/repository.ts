@@ -1,0 +1,391 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { AgentStatus, RunStatus, RunTrigger } from '../schemas/common.ts';
+import type { EventName } from '../schemas/events.ts';
+import type { Logger } from '../core/logger.ts';
+import { silentLogger } from '../core/logger.ts';
+import type { AgentRecord, EventRecord, RunRecord, ScheduleRecord, SchedulerStore, WriteOp } from '../core/store.ts';
+import type { AgentsTable, Database, RunsTable, SchedulesTable } from './schema.ts';
+
+/**
+ * The only code that knows SQL. It takes a Kysely instance and never knows which driver is behind it.
+ * Implements the scheduler's store port (with write batching) plus the reads the services need.
+ */
+
+// ---------- rows ↔ records ----------
+
+const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
+
+function agentFromRow(r: AgentsTable): AgentRecord {
+  return {
+    id: r.id,
+    owner: r.owner,
+    name: r.name,
+    handler: r.handler,
+    config: JSON.parse(r.config) as Record<string, unknown>,
+    description: r.description,
+    timeoutMs: numOrNull(r.timeout_ms),
+    maxRetries: numOrNull(r.max_retries),
+    status: r.status as AgentStatus,
+    lastRunAt: numOrNull(r.last_run_at),
+    lastError: r.last_error,
+    retryCount: num(r.retry_count),
+    backoffUntil: numOrNull(r.backoff_until),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+const AGENT_COLUMNS: Record<keyof Omit<AgentRecord, 'id'>, keyof AgentsTable> = {
+  owner: 'owner',
+  name: 'name',
+  handler: 'handler',
+  config: 'config',
+  description: 'description',
+  timeoutMs: 'timeout_ms',
+  maxRetries: 'max_retries',
+  status: 'status',
+  lastRunAt: 'last_run_at',
+  lastError: 'last_error',
+  retryCount: 'retry_count',
+  backoffUntil: 'backoff_until',
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+};
+
+function agentSet(set: Partial<AgentRecord>): Partial<AgentsTable> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(set)) {
+    const col = AGENT_COLUMNS[k as keyof typeof AGENT_COLUMNS];
+    if (col) out[col] = k === 'config' ? JSON.stringify(v) : v;
+  }
+  return out as Partial<AgentsTable>;
+}
+
+function agentToRow(a: AgentRecord): AgentsTable {
+  return { id: a.id, ...agentSet(a) } as AgentsTable;
+}
+
+function scheduleFromRow(r: SchedulesTable): ScheduleRecord {
+  return {
+    agentId: r.agent_id,
+    jobId: r.job_id,
+    expression: r.expression,
+    timezone: r.timezone,
+    priority: num(r.priority),
+    enabled: num(r.enabled) === 1,
+    paused: num(r.paused) === 1,
+    catchUp: num(r.catch_up) === 1,
+    nextRunAt: numOrNull(r.next_run_at),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+const SCHEDULE_COLUMNS: Record<keyof ScheduleRecord, keyof SchedulesTable> = {
+  agentId: 'agent_id',
+  jobId: 'job_id',
+  expression: 'expression',
+  timezone: 'timezone',
+  priority: 'priority',
+  enabled: 'enabled',
+  paused: 'paused',
+  catchUp: 'catch_up',
+  nextRunAt: 'next_run_at',
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+};
+
+function scheduleSet(set: Partial<ScheduleRecord>): Partial<SchedulesTable> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(set)) {
+    const col = SCHEDULE_COLUMNS[k as keyof ScheduleRecord];
+    if (col) out[col] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
+  }
+  return out as Partial<SchedulesTable>;
+}
+
+function runFromRow(r: RunsTable): RunRecord {
+  return {
+    id: r.id,
+    agentId: r.agent_id,
+    jobId: r.job_id,
+    trigger: r.trigger as RunTrigger,
+    attempt: num(r.attempt),
+    status: r.status as RunStatus,
+    priority: num(r.priority),
+    scheduledAt: num(r.scheduled_at),
+    startedAt: numOrNull(r.started_at),
+    finishedAt: numOrNull(r.finished_at),
+    durationMs: numOrNull(r.duration_ms),
+    progress: numOrNull(r.progress),
+    error: r.error,
+    dedupeKey: r.dedupe_key,
+    createdAt: num(r.created_at),
+  };
+}
+
+const RUN_COLUMNS: Record<keyof RunRecord, keyof RunsTable> = {
+  id: 'id',
+  agentId: 'agent_id',
+  jobId: 'job_id',
+  trigger: 'trigger',
+  attempt: 'attempt',
+  status: 'status',
+  priority: 'priority',
+  scheduledAt: 'scheduled_at',
+  startedAt: 'started_at',
+  finishedAt: 'finished_at',
+  durationMs: 'duration_ms',
+  progress: 'progress',
+  error: 'error',
+  dedupeKey: 'dedupe_key',
+  createdAt: 'created_at',
+};
+
+function runSet(set: Partial<RunRecord>): Partial<RunsTable> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(set)) {
+    const col = RUN_COLUMNS[k as keyof RunRecord];
+    if (col) out[col] = v;
+  }
+  return out as Partial<RunsTable>;
+}
+
+function eventFromRow(r: { id: unknown; type: string; agent_id: string | null; data: string; created_at: unknown }): EventRecord {
+  return { id: num(r.id), type: r.type as EventName, agentId: r.agent_id, data: JSON.parse(r.data), createdAt: num(r.created_at) };
+}
+
+// ---------- batching ----------
+
+/** Rows a multi-row INSERT carries: under SQLite's 32,766 bound parameters at 15 columns a row. */
+const INSERT_CHUNK = 500;
+
+/**
+ * Folds a batch: an update of a key whose last op in the batch was its insert or an update is merged
+ * into that op, so a run that is queued, started, reports progress and completes in one tick costs one
+ * INSERT, not five statements. Only ops of the same key are ever merged, so the order of effects holds.
+ */
+function coalesce(ops: WriteOp[]): WriteOp[] {
+  const out: WriteOp[] = [];
+  const last = new Map<string, number>();
+  for (const op of ops) {
+    const key = keyOf(op);
+    const prev = key === undefined ? undefined : out[last.get(key) ?? -1];
+    if (prev && mergeInto(prev, op)) continue; // the key's last op stays where it was
+    out.push(clone(op));
+    if (key !== undefined) last.set(key, out.length - 1);
+  }
+  return out;
+}
+
+function mergeInto(prev: WriteOp, op: WriteOp): boolean {
+  if (op.op === 'run.update' && prev.op === 'run.insert') Object.assign(prev.run, op.set);
+  else if (op.op === 'run.update' && prev.op === 'run.update') Object.assign(prev.set, op.set);
+  else if (op.op === 'agent.update' && prev.op === 'agent.update') Object.assign(prev.set, op.set);
+  else if (op.op === 'schedule.update' && prev.op === 'schedule.upsert') Object.assign(prev.schedule, op.set);
+  else if (op.op === 'schedule.update' && prev.op === 'schedule.update') Object.assign(prev.set, op.set);
+  else return false;
+  return true;
+}
+
+/** Copies what a merge may change, so merging never mutates the caller's objects. */
+function clone(op: WriteOp): WriteOp {
+  switch (op.op) {
+    case 'run.insert': return { ...op, run: { ...op.run } };
+    case 'schedule.upsert': return { ...op, schedule: { ...op.schedule } };
+    case 'run.update':
+    case 'agent.update':
+    case 'schedule.update': return { ...op, set: { ...op.set } } as WriteOp;
+    default: return op;
+  }
+}
+
+function keyOf(op: WriteOp): string | undefined {
+  switch (op.op) {
+    case 'run.insert': return `r:${op.run.id}`;
+    case 'run.update': return `r:${op.id}`;
+    case 'agent.update': return `a:${op.id}`;
+    case 'schedule.upsert': return `s:${op.schedule.agentId}`;
+    case 'schedule.update':
+    case 'schedule.delete': return `s:${op.agentId}`;
+    default: return undefined;
+  }
+}
+
+async function apply(trx: Transaction<Database>, ops: WriteOp[]): Promise<void> {
+  for (let i = 0; i < ops.length; ) {
+    const op = ops[i]!;
+    if (op.op === 'run.insert' || op.op === 'event.insert') {
+      // Consecutive inserts into one table go in multi-row statements.
+      let j = i;
+      while (j < ops.length && ops[j]!.op === op.op && j - i < INSERT_CHUNK) j++;
+      const group = ops.slice(i, j);
+      if (op.op === 'run.insert') {
+        const rows = group.map((o) => runSet((o as Extract<WriteOp, { op: 'run.insert' }>).run) as RunsTable);
+        await trx.insertInto('runs').values(rows).onConflict((oc) => oc.column('dedupe_key').doNothing()).execute();
+      } else {
+        const rows = group.map((o) => {
+          const e = (o as Extract<WriteOp, { op: 'event.insert' }>).event;
+          return { id: e.id, type: e.type, agent_id: e.agentId, data: JSON.stringify(e.data), created_at: e.createdAt };
+        });
+        await trx.insertInto('events').values(rows).onConflict((oc) => oc.column('id').doNothing()).execute();
+      }
+      i = j;
+      continue;
+    }
+    i++;
+    switch (op.op) {
+      case 'run.update':
+        await trx.updateTable('runs').set(runSet(op.set)).where('id', '=', op.id).execute();
+        break;
+      case 'agent.update':
+        await trx.updateTable('agents').set(agentSet(op.set)).where('id', '=', op.id).execute();
+        break;
+      case 'schedule.upsert': {
+        const row = scheduleSet(op.schedule) as SchedulesTable;
+        const { agent_id: _id, ...rest } = row;
+        await trx.insertInto('schedules').values(row).onConflict((oc) => oc.column('agent_id').doUpdateSet(rest)).execute();
+        break;
+      }
+      case 'schedule.update':
+        await trx.updateTable('schedules').set(scheduleSet(op.set)).where('agent_id', '=', op.agentId).execute();
+        break;
+      case 'schedule.delete':
+        await trx.deleteFrom('schedules').where('agent_id', '=', op.agentId).execute();
+        break;
+      case 'runs.trim':
+        await trx
+          .deleteFrom('runs')
+          .where('agent_id', '=', op.agentId)
+          .where('status', 'not in', ['queued', 'running'])
+          .where('id', 'not in', (qb) => qb.selectFrom('runs').select('id').where('agent_id', '=', op.agentId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(op.keep))
+          .execute();
+        break;
+      case 'events.trim':
+        await trx.deleteFrom('events').where('created_at', '<', op.before).execute();
+        break;
+    }
+  }
+}
+
+export interface Repository extends SchedulerStore {
+  readonly db: Kysely<Database>;
+  insertAgent(agent: AgentRecord): Promise<boolean>;
+  updateAgentFields(id: string, set: Partial<AgentRecord>): Promise<void>;
+  /** Deletes the agent with its schedule, runs and events, in one transaction. */
+  deleteAgent(id: string): Promise<void>;
+  listAgents(owner: string | null): Promise<AgentRecord[]>;
+  getSchedule(agentId: string): Promise<ScheduleRecord | undefined>;
+  getSchedules(agentIds: string[]): Promise<Map<string, ScheduleRecord>>;
+  listRuns(agentId: string, limit: number): Promise<RunRecord[]>;
+  getRun(id: string): Promise<RunRecord | undefined>;
+  /** Events with id > `after`, oldest first; for one agent, or scheduler-wide ones when agentId is null. */
+  eventsAfter(after: number, agentId: string | null, limit: number): Promise<EventRecord[]>;
+  oldestEventId(): Promise<number | null>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export function createRepository(db: Kysely<Database>, logger: Logger = silentLogger): Repository {
+  let pending: WriteOp[] = [];
+  let chain: Promise<void> = Promise.resolve();
+  let armed = false;
+  // setImmediate runs after the current I/O phase: every write made in this turn of the loop joins the batch.
+  const later: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
+
+  function commit(): Promise<void> {
+    if (pending.length === 0) return chain;
+    const ops = coalesce(pending);
+    pending = [];
+    const done = chain.then(() => db.transaction().execute((trx) => apply(trx, ops)));
+    chain = done.catch((err: unknown) => {
+      logger.error('a write batch failed', { ops: ops.length, error: err instanceof Error ? err.message : String(err) });
+    });
+    return done;
+  }
+
+  return {
+    db,
+    write(op) {
+      pending.push(op);
+      if (!armed) {
+        armed = true;
+        later(() => {
+          armed = false;
+          void commit().catch(() => {});
+        });
+      }
+    },
+    flush: () => commit(),
+
+    async loadSchedules() {
+      const rows = await db.selectFrom('schedules').selectAll().execute();
+      return rows.map(scheduleFromRow);
+    },
+    async loadOpenRuns() {
+      const rows = await db.selectFrom('runs').selectAll().where('status', 'in', ['queued', 'running']).orderBy('created_at').orderBy('id').execute();
+      return rows.map(runFromRow);
+    },
+    async maxEventId() {
+      const row = await db.selectFrom('events').select((eb) => eb.fn.max('id').as('max')).executeTakeFirst();
+      return numOrNull(row?.max) ?? 0;
+    },
+    async getAgent(id) {
+      const row = await db.selectFrom('agents').selectAll().where('id', '=', id).executeTakeFirst();
+      return row ? agentFromRow(row) : undefined;
+    },
+
+    async insertAgent(agent) {
+      const result = await db.insertInto('agents').values(agentToRow(agent)).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
+      return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
+    },
+    async updateAgentFields(id, set) {
+      await db.updateTable('agents').set(agentSet(set)).where('id', '=', id).execute();
+    },
+    async deleteAgent(id) {
+      await db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('schedules').where('agent_id', '=', id).execute();
+        await trx.deleteFrom('runs').where('agent_id', '=', id).execute();
+        await trx.deleteFrom('agents').where('id', '=', id).execute();
+      });
+    },
+    async listAgents(owner) {
+      let q = db.selectFrom('agents').selectAll().orderBy('created_at').orderBy('id');
+      if (owner !== null) q = q.where('owner', '=', owner);
+      return (await q.execute()).map(agentFromRow);
+    },
+    async getSchedule(agentId) {
+      const row = await db.selectFrom('schedules').selectAll().where('agent_id', '=', agentId).executeTakeFirst();
+      return row ? scheduleFromRow(row) : undefined;
+    },
+    async getSchedules(agentIds) {
+      const out = new Map<string, ScheduleRecord>();
+      for (let i = 0; i < agentIds.length; i += INSERT_CHUNK) {
+        const rows = await db.selectFrom('schedules').selectAll().where('agent_id', 'in', agentIds.slice(i, i + INSERT_CHUNK)).execute();
+        for (const r of rows) out.set(r.agent_id, scheduleFromRow(r));
+      }
+      return out;
+    },
+    async listRuns(agentId, limit) {
+      const rows = await db.selectFrom('runs').selectAll().where('agent_id', '=', agentId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+      return rows.map(runFromRow);
+    },
+    async getRun(id) {
+      const row = await db.selectFrom('runs').selectAll().where('id', '=', id).executeTakeFirst();
+      return row ? runFromRow(row) : undefined;
+    },
+    async eventsAfter(after, agentId, limit) {
+      let q = db.selectFrom('events').selectAll().where('id', '>', after).orderBy('id').limit(limit);
+      q = agentId === null ? q.where('agent_id', 'is', null) : q.where('agent_id', '=', agentId);
+      return (await q.execute()).map(eventFromRow);
+    },
+    async oldestEventId() {
+      const row = await db.selectFrom('events').select((eb) => eb.fn.min('id').as('min')).executeTakeFirst();
+      return numOrNull(row?.min);
+    },
+    async [Symbol.asyncDispose]() {
+      await commit().catch(() => {});
+      await db.destroy();
+    },
+  };
+}

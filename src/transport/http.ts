@@ -1,0 +1,95 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { DomainError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { sendError, sendJson } from './rest/handler.ts';
+
+/**
+ * One plain `node:http` server for everything on the port: `/healthz`, `/api` (REST), and the upgrade
+ * paths later transports attach. A framework adapter would cost more per request than it gives here.
+ */
+export interface HttpDeps {
+  rest: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
+  logger: Logger;
+  /** Extra request handlers by path prefix (tRPC, docs); the first that claims a request serves it. */
+  mounts?: { prefix: string; handle: (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void> }[];
+}
+
+export interface HttpServer {
+  server: Server;
+  listen(port: number, host: string): Promise<{ port: number; host: string }>;
+  /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts what is left. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export function createHttpServer({ rest, logger, mounts = [] }: HttpDeps): HttpServer {
+  const inFlight = new Set<ServerResponse>();
+  const sockets = new Set<Socket>();
+  let closing = false;
+  let drained: (() => void) | undefined;
+
+  const server = createServer((req, res) => {
+    inFlight.add(res);
+    res.on('close', () => {
+      inFlight.delete(res);
+      if (inFlight.size === 0) drained?.();
+    });
+    if (closing) res.setHeader('connection', 'close');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      return sendError(res, new DomainError('BAD_REQUEST', 'Malformed request URL'), logger);
+    }
+    const path = url.pathname;
+    if (path === '/healthz') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, new DomainError('METHOD_NOT_ALLOWED', 'Method not allowed on /healthz'), logger);
+      return sendJson(res, 200, { ok: true });
+    }
+    for (const m of mounts) {
+      if (path === m.prefix || path.startsWith(m.prefix.endsWith('/') ? m.prefix : `${m.prefix}/`)) {
+        void Promise.resolve(m.handle(req, res, url)).catch((err) => sendError(res, err, logger));
+        return;
+      }
+    }
+    if (path === '/api' || path.startsWith('/api/')) return void rest(req, res, url);
+    sendError(res, new DomainError('NOT_FOUND', `No route for ${req.method} ${path}`), logger);
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  });
+
+  return {
+    server,
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const addr = server.address();
+          resolve({ port: typeof addr === 'object' && addr ? addr.port : port, host });
+        });
+      });
+    },
+    async close(graceMs = 10_000) {
+      closing = true;
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      if (inFlight.size > 0) {
+        let t: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          new Promise<void>((r) => (drained = r)),
+          new Promise<void>((r) => (t = setTimeout(r, graceMs))),
+        ]);
+        clearTimeout(t);
+      }
+      server.closeAllConnections();
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
+}
