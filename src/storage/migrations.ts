@@ -80,9 +80,13 @@ const migrations: Record<string, Migration> = {
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
-/** Brings the schema up to date; a second call is a no-op. Throws if a migration fails. */
-export async function migrate(db: Kysely<any>): Promise<{ applied: string[] }> {
-  const migrator = new Migrator({ db, provider });
+/**
+ * Brings the schema up to date; a second call is a no-op. Throws if a migration fails.
+ * `schema` names the PostgreSQL schema for Kysely's bookkeeping tables when several schemas share a
+ * database (tests give each their own); otherwise Kysely's default is used.
+ */
+export async function migrate(db: Kysely<any>, options: { schema?: string } = {}): Promise<{ applied: string[] }> {
+  const migrator = new Migrator({ db, provider, ...(options.schema !== undefined && { migrationTableSchema: options.schema }) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };
