@@ -30,6 +30,8 @@ export interface Harness extends AsyncDisposable {
   addAgent(id: string, extra?: Partial<AgentRecord>): Promise<AgentRecord>;
   /** Resolves at the next event that matches. */
   waitFor(pred: (e: StoredEvent) => boolean): Promise<StoredEvent>;
+  /** Resolves with the first matching event, already seen or still to come. */
+  eventually(pred: (e: StoredEvent) => boolean): Promise<StoredEvent>;
   runs(agentId: string): Promise<RunRecord[]>;
 }
 
@@ -88,6 +90,10 @@ export async function createHarness(options: Partial<SchedulerOptions> & { start
       return a;
     },
     waitFor: (pred) => new Promise((resolve) => waiters.add({ pred, resolve })),
+    eventually(pred) {
+      const seen = events.find(pred);
+      return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.add({ pred, resolve }));
+    },
     async runs(agentId) {
       await repo.flush();
       return repo.listRuns(agentId, 1000);
