@@ -13,6 +13,8 @@ import { createRepository } from './storage/repository.ts';
 import type { Database } from './storage/schema.ts';
 import { createHttpServer } from './transport/http.ts';
 import { createRestHandler } from './transport/rest/handler.ts';
+import { attachSocketIo } from './transport/socketio.ts';
+import { createTrpcTransport } from './transport/trpc/adapter.ts';
 
 /**
  * The composition root: builds everything from a config and a database dialect, and disposes
@@ -65,11 +67,22 @@ export async function createApp(options: AppOptions) {
   await scheduler.start();
 
   const services = createServices({ repo, scheduler, handlers, now: options.clock ? () => options.clock!.now() : Date.now });
-  const http = createHttpServer({ rest: createRestHandler({ services, auth, logger }), logger });
+  const trpc = createTrpcTransport({ auth, services, repo, bus: scheduler.events });
+  const http = createHttpServer({
+    rest: createRestHandler({ services, auth, logger }),
+    logger,
+    mounts: [{ prefix: '/trpc', handle: trpc.handle }],
+    upgrades: [{ prefix: '/trpc', handle: trpc.upgrade }],
+    foreignUpgrades: ['/socket.io'],
+  });
+  const socketio = attachSocketIo(http.server, { auth, services, bus: scheduler.events, logger });
 
   let closed: Promise<void> | undefined;
   async function close(graceMs = 10_000): Promise<void> {
     closed ??= (async () => {
+      // Live connections first (they would hold the HTTP server open), then in-flight requests, runs, the database.
+      await socketio.close();
+      await trpc.close();
       await http.close(graceMs);
       await scheduler.stop(graceMs);
       await repo[Symbol.asyncDispose]();
@@ -85,6 +98,8 @@ export async function createApp(options: AppOptions) {
     scheduler,
     services,
     server: http.server,
+    io: socketio.io,
+    trpcSockets: trpc.clients,
     listen: (port = config.PORT, host = config.HOST) => http.listen(port, host),
     close,
     [Symbol.asyncDispose]: () => close(),

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { DomainError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { sendError, sendJson } from './rest/handler.ts';
@@ -11,8 +12,11 @@ import { sendError, sendJson } from './rest/handler.ts';
 export interface HttpDeps {
   rest: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
   logger: Logger;
-  /** Extra request handlers by path prefix (tRPC, docs); the first that claims a request serves it. */
+  /** Extra request handlers by path prefix (tRPC); the first that claims a request serves it. */
   mounts?: { prefix: string; handle: (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void> }[];
+  /** WebSocket upgrades by path prefix. Paths listed in `foreignUpgrades` belong to a library that listens itself (Socket.IO). */
+  upgrades?: { prefix: string; handle: (req: IncomingMessage, socket: Duplex, head: Buffer) => void }[];
+  foreignUpgrades?: string[];
 }
 
 export interface HttpServer {
@@ -22,7 +26,7 @@ export interface HttpServer {
   close(graceMs?: number): Promise<void>;
 }
 
-export function createHttpServer({ rest, logger, mounts = [] }: HttpDeps): HttpServer {
+export function createHttpServer({ rest, logger, mounts = [], upgrades = [], foreignUpgrades = [] }: HttpDeps): HttpServer {
   const inFlight = new Set<ServerResponse>();
   const sockets = new Set<Socket>();
   let closing = false;
@@ -58,6 +62,14 @@ export function createHttpServer({ rest, logger, mounts = [] }: HttpDeps): HttpS
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const match = (prefix: string) => path === prefix || path.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`);
+    const own = upgrades.find((u) => match(u.prefix));
+    if (own && !closing) return own.handle(req, socket, head);
+    if (foreignUpgrades.some(match) && !closing) return;
+    socket.destroy();
   });
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');

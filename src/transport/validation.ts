@@ -5,13 +5,18 @@ import { badRequest } from '../core/errors.ts';
 export function parseInput<S extends z.ZodType>(schema: S, value: unknown, where?: string): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
+  throw badRequest(describeZodError(result.error, value, where));
+}
+
+/** `field.path: what was expected, got <value>` for the first issue of a zod error. */
+export function describeZodError(error: z.ZodError, value: unknown, where?: string): string {
+  const issue = error.issues[0]!;
   const path = [where, ...issue.path.map(String)].filter(Boolean).join('.');
   let message = issue.message;
   if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   else if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) message = `is required (${issue.message.replace(/^Invalid input: /, '')})`;
   const got = issue.path.length > 0 ? describe(pick(value, issue.path)) : describe(value);
-  throw badRequest(`${path || 'input'}: ${message}${issue.code === 'unrecognized_keys' ? '' : `, got ${got}`}`);
+  return `${path || 'input'}: ${message}${issue.code === 'unrecognized_keys' ? '' : `, got ${got}`}`;
 }
 
 function pick(value: unknown, path: PropertyKey[]): unknown {

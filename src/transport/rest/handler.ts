@@ -5,6 +5,8 @@ import { bearerToken, type Auth } from '../../services/auth.ts';
 import type { Services } from '../../services/services.ts';
 import { ERROR_MAP } from '../errors.ts';
 import { parseInput } from '../validation.ts';
+import { serveDocs } from './docs.ts';
+import { openApiDocument } from './openapi.ts';
 import { matchRoute } from './routes.ts';
 
 /** Request bodies past this are refused with 413 (CONTRACT §7). */
@@ -65,6 +67,8 @@ export function createRestHandler({ services, auth, logger }: RestDeps) {
   return async function handleRest(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     try {
       const method = req.method ?? 'GET';
+      if (method === 'GET' && url.pathname === '/api/openapi.json') return sendJson(res, 200, openApiDocument());
+      if (method === 'GET' && (url.pathname === '/api/docs' || url.pathname.startsWith('/api/docs/'))) return void serveDocs(req, res, url.pathname);
       const match = matchRoute(method, url.pathname);
       if (!match) throw new DomainError('NOT_FOUND', `No route for ${method} ${url.pathname}`);
       if ('allowed' in match) {

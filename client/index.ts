@@ -1,0 +1,69 @@
+import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink, type TRPCClient } from '@trpc/client';
+import superjson from 'superjson';
+import type { AppRouter } from '../src/transport/trpc/router.ts';
+
+/**
+ * The typed client: queries and mutations over HTTP (batched), subscriptions over one WebSocket,
+ * superjson on both. The WebSocket opens on the first subscription and reconnects by itself; event
+ * subscriptions resume from the last event id they saw (tRPC's `tracked` ids).
+ */
+export interface SchedulerClientOptions {
+  /** The server's base URL, e.g. `http://localhost:5000`. */
+  url: string;
+  /** A JWT, or a function returning the current one (called per request and per WebSocket connect). */
+  token: string | (() => string | Promise<string>);
+  /**
+   * A WebSocket implementation. Browsers, Deno and Node ≥ 22 have one; on Node 20 pass `WebSocket` from `ws`.
+   * @default globalThis.WebSocket
+   */
+  WebSocket?: typeof globalThis.WebSocket;
+  /** Delay before reconnect attempt n (0-based). @default 250 ms doubling, capped at 10 s */
+  retryDelayMs?: (attempt: number) => number;
+}
+
+export type SchedulerClient = TRPCClient<AppRouter> & {
+  /** Closes the WebSocket (subscriptions end). */
+  close(): Promise<void>;
+};
+
+export type { AppRouter };
+
+export function createSchedulerClient(options: SchedulerClientOptions): SchedulerClient {
+  const base = options.url.replace(/\/+$/, '');
+  const token = async () => (typeof options.token === 'function' ? await options.token() : options.token);
+  const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: typeof globalThis.WebSocket }).WebSocket;
+  let wsClient: ReturnType<typeof createWSClient> | undefined;
+  const ws = () => {
+    if (!WebSocketImpl) throw new Error('No WebSocket implementation: on Node 20 pass `WebSocket` from the "ws" package to createSchedulerClient');
+    wsClient ??= createWSClient({
+      url: `${base.replace(/^http/, 'ws')}/trpc`,
+      WebSocket: WebSocketImpl,
+      connectionParams: async () => ({ token: await token() }),
+      lazy: { enabled: true, closeMs: 10_000 },
+      retryDelayMs: options.retryDelayMs ?? ((n) => Math.min(250 * 2 ** n, 10_000)),
+    });
+    return wsClient;
+  };
+  const client = createTRPCClient<AppRouter>({
+    links: [
+      splitLink({
+        condition: (op) => op.type === 'subscription',
+        // Built on the first subscription, so an HTTP-only client never needs a WebSocket.
+        true: (runtime) => {
+          let link: ReturnType<ReturnType<typeof wsLink<AppRouter>>> | undefined;
+          return (op) => (link ??= wsLink<AppRouter>({ client: ws(), transformer: superjson })(runtime))(op);
+        },
+        false: httpBatchLink({
+          url: `${base}/trpc`,
+          transformer: superjson,
+          headers: async () => ({ authorization: `Bearer ${await token()}` }),
+        }),
+      }),
+    ],
+  });
+  const close = async () => {
+    await wsClient?.close();
+  };
+  // tRPC's client is a proxy that reads every property as a procedure path: `close` is added in front of it.
+  return new Proxy(client, { get: (target, prop, receiver) => (prop === 'close' ? close : Reflect.get(target, prop, receiver)) }) as SchedulerClient;
+}

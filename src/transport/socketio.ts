@@ -1,0 +1,95 @@
+import type { Server as HttpServer } from 'node:http';
+import { Server, type Socket } from 'socket.io';
+import { toDomainError } from '../core/errors.ts';
+import type { EventBus } from '../core/events.ts';
+import type { Logger } from '../core/logger.ts';
+import { idSchema } from '../schemas/common.ts';
+import type { Auth, Principal } from '../services/auth.ts';
+import type { Services } from '../services/services.ts';
+
+/**
+ * Socket.IO exactly as the seed shows it, on the shared port: `auth.token` at the handshake, the
+ * subscribe/unsubscribe events with `{ success, error? }` acks, and the seed's event names.
+ * Socket.IO is used (not raw `ws`) because the seed's clients are written against its protocol:
+ * handshake auth, acks, rooms, reconnection and connection-state recovery come with it.
+ */
+export interface SocketIoDeps {
+  auth: Auth;
+  services: Services;
+  bus: EventBus;
+  logger: Logger;
+}
+
+type Ack = (answer: { success: boolean; error?: string }) => void;
+
+const agentRoom = (agentId: string) => `agent:${agentId}`;
+const SCHEDULER_ROOM = 'scheduler';
+
+export function attachSocketIo(httpServer: HttpServer, { auth, services, bus, logger }: SocketIoDeps) {
+  const io = new Server(httpServer, {
+    // Leave other upgrades (tRPC's /trpc) alone: without this Socket.IO cuts them after a second.
+    destroyUpgrade: false,
+    maxHttpBufferSize: 1024 * 1024,
+    cors: { origin: true, credentials: true },
+    // Recovered sessions still go through the auth middleware, so a revoked or expired token is caught.
+    connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: false },
+  });
+
+  io.use((socket, next) => {
+    const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+    auth.verify(typeof token === 'string' ? token : null).then(
+      (principal) => {
+        socket.data.principal = principal;
+        next();
+      },
+      () => next(new Error('Unauthorized')),
+    );
+  });
+
+  const safeAck = (ack: unknown): Ack => (typeof ack === 'function' ? (ack as Ack) : () => {});
+
+  io.on('connection', (socket: Socket) => {
+    const principal = () => socket.data.principal as Principal;
+
+    socket.on('subscribe-agent-updates', async (agentId: unknown, ack?: unknown) => {
+      const reply = safeAck(ack);
+      try {
+        const id = idSchema.safeParse(agentId);
+        if (!id.success) return reply({ success: false, error: 'agentId: expected 1 to 64 characters of A-Z, a-z, 0-9, _ or -' });
+        await services.agents.get(principal(), id.data); // 404 for another owner's agent, exactly as for a missing one
+        await socket.join(agentRoom(id.data));
+        reply({ success: true });
+      } catch (err) {
+        reply({ success: false, error: toDomainError(err).message });
+      }
+    });
+    socket.on('unsubscribe-agent-updates', async (agentId: unknown, ack?: unknown) => {
+      if (typeof agentId === 'string') await socket.leave(agentRoom(agentId));
+      safeAck(ack)({ success: true });
+    });
+    socket.on('subscribe-scheduler-updates', async (ack?: unknown) => {
+      await socket.join(SCHEDULER_ROOM);
+      safeAck(ack)({ success: true });
+      socket.emit('scheduler:status', { stats: services.scheduler.status(), timestamp: new Date().toISOString() });
+    });
+    socket.on('unsubscribe-scheduler-updates', async (ack?: unknown) => {
+      await socket.leave(SCHEDULER_ROOM);
+      safeAck(ack)({ success: true });
+    });
+  });
+
+  // One listener for all sockets: a room broadcast encodes each event once for every subscriber.
+  const off = bus.on((event) => {
+    if (event.type === 'scheduler:status') io.to(SCHEDULER_ROOM).emit('scheduler:status', event.data);
+    else if (event.agentId !== null) io.to(agentRoom(event.agentId)).emit(event.type, event.data);
+  });
+
+  return {
+    io,
+    async close() {
+      off();
+      io.disconnectSockets(true);
+      await new Promise<void>((r) => io.close(() => r())).catch((err: unknown) => logger.warn('socket.io close', { error: String(err) }));
+    },
+  };
+}

@@ -1,0 +1,47 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import { applyWSSHandler } from '@trpc/server/adapters/ws';
+import { WebSocketServer } from 'ws';
+import { bearerToken } from '../../services/auth.ts';
+import type { TrpcContext } from './init.ts';
+import { appRouter } from './router.ts';
+
+/** WebSocket messages past this are refused (the connection closes with 1009). */
+export const MAX_WS_MESSAGE_BYTES = 1024 * 1024;
+
+export type TrpcDeps = Omit<TrpcContext, 'token' | 'socket'>;
+
+/** `/trpc` over HTTP (batched) and WebSocket, on the shared server. */
+export function createTrpcTransport(deps: TrpcDeps) {
+  const http = createHTTPHandler({
+    router: appRouter,
+    basePath: '/trpc/',
+    createContext: ({ req }): TrpcContext => ({ ...deps, token: bearerToken(req.headers.authorization) }),
+    maxBodySize: 1024 * 1024,
+  });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE_BYTES });
+  const handler = applyWSSHandler({
+    wss,
+    router: appRouter,
+    createContext: ({ req, res, info }): TrpcContext => {
+      const param = info.connectionParams?.['token'];
+      return { ...deps, token: typeof param === 'string' ? param : bearerToken(req.headers.authorization), socket: res };
+    },
+    // Pings keep idle connections alive through proxies and find dead peers.
+    keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 5_000 },
+  });
+  return {
+    handle: (req: IncomingMessage, res: ServerResponse) => http(req, res),
+    upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    },
+    async close() {
+      handler.broadcastReconnectNotification();
+      for (const client of wss.clients) client.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    },
+    /** Open tRPC WebSockets (tests cut them to check reconnects). */
+    clients: () => wss.clients,
+  };
+}

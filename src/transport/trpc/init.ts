@@ -1,0 +1,57 @@
+import { initTRPC, TRPCError } from '@trpc/server';
+import superjson from 'superjson';
+import { z } from 'zod';
+import { DomainError, toDomainError } from '../../core/errors.ts';
+import type { Auth, Principal } from '../../services/auth.ts';
+import type { Services } from '../../services/services.ts';
+import type { Repository } from '../../storage/repository.ts';
+import type { EventBus } from '../../core/events.ts';
+import { ERROR_MAP } from '../errors.ts';
+import { describeZodError } from '../validation.ts';
+
+/** What every procedure can reach. The token is verified per call, so an expired one stops working on a live socket too. */
+export interface TrpcContext {
+  token: string | null;
+  auth: Auth;
+  services: Services;
+  repo: Repository;
+  bus: EventBus;
+  /** The WebSocket carrying the call, when there is one (to drop a subscriber that cannot keep up). */
+  socket?: { bufferedAmount: number; close(code?: number, reason?: string): void };
+}
+
+export const t = initTRPC.context<TrpcContext>().create({
+  transformer: superjson,
+  // Domain errors keep their message; anything else was already logged and says only "Internal server error".
+  // Input errors name the field, like REST; stacks never leave the server.
+  errorFormatter: ({ shape, error, input }) => {
+    const message = error.cause instanceof z.ZodError ? describeZodError(error.cause, input) : shape.message;
+    const { stack: _stack, ...data } = shape.data;
+    return { ...shape, message, data };
+  },
+});
+
+/** Every `catch` in tRPC land ends here: domain codes map to tRPC codes through the one table. */
+export function toTrpcError(err: unknown): TRPCError {
+  if (err instanceof TRPCError) return err;
+  const e = toDomainError(err);
+  return new TRPCError({ code: ERROR_MAP[e.code].trpc, message: e.message, cause: e });
+}
+
+const mapErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && result.error.cause instanceof DomainError) throw toTrpcError(result.error.cause);
+  return result;
+});
+
+export const publicProcedure = t.procedure.use(mapErrors);
+
+export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
+  let principal: Principal;
+  try {
+    principal = await ctx.auth.verify(ctx.token);
+  } catch (err) {
+    throw toTrpcError(err);
+  }
+  return next({ ctx: { ...ctx, principal } });
+});
