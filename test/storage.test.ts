@@ -93,6 +93,22 @@ describe.each(dialects)('storage contract on %s', (_name, open) => {
     expect((await repo.eventsAfter(0, null, 10)).map((e) => e.id)).toEqual([2]);
   });
 
+  it('updates many rows in one batch, whatever columns each update sets', async () => {
+    await using repo = await open();
+    for (let i = 0; i < 30; i++) await repo.insertAgent(agent(`a${i}`));
+    for (let i = 0; i < 30; i++) repo.write({ op: 'run.insert', run: run(`r${i}`, `a${i}`, i) });
+    await repo.flush();
+    for (let i = 0; i < 30; i++) {
+      repo.write({ op: 'agent.update', id: `a${i}`, set: i % 2 ? { status: 'RUNNING', lastRunAt: 1_700_000_000_000 + i } : { lastError: `e${i}`, retryCount: i, backoffUntil: null } });
+      repo.write({ op: 'run.update', id: `r${i}`, set: { status: 'completed', progress: i + 0.5, durationMs: i } });
+    }
+    await repo.flush();
+    expect(await repo.getAgent('a3')).toMatchObject({ status: 'RUNNING', lastRunAt: 1_700_000_000_003, lastError: null, retryCount: 0 });
+    expect(await repo.getAgent('a4')).toMatchObject({ status: 'IDLE', lastError: 'e4', retryCount: 4, backoffUntil: null });
+    expect(await repo.getRun('r7')).toMatchObject({ status: 'completed', progress: 7.5, durationMs: 7 });
+    expect((await repo.getAgents(['a1', 'a2', 'nope'])).map((a) => a.id).sort()).toEqual(['a1', 'a2']);
+  });
+
   it('never stores two runs for one job slot', async () => {
     await using repo = await open();
     repo.write({ op: 'run.insert', run: run('r1', 'a1', 10, { dedupeKey: 'a1@10' }) });

@@ -169,12 +169,33 @@ export function createScheduler(options: SchedulerOptions) {
 
   // ---------- agents and status ----------
 
-  async function loadAgent(id: string): Promise<AgentRecord | undefined> {
+  /**
+   * Agents the scheduler works with, read on first use. Reads asked for in one turn of the event loop
+   * share one query: when thousands of schedules fire at once, their agents arrive in a few reads.
+   */
+  let loading: Map<string, ((a: AgentRecord | undefined) => void)[]> | undefined;
+  function loadAgent(id: string): Promise<AgentRecord | undefined> {
     const cached = agents.get(id);
-    if (cached) return cached;
-    const agent = await store.getAgent(id);
-    if (agent && !agents.has(id)) agents.set(id, agent);
-    return agents.get(id);
+    if (cached) return Promise.resolve(cached);
+    return new Promise((resolve, reject) => {
+      if (!loading) {
+        const batch = (loading = new Map());
+        queueMicrotask(() => {
+          loading = undefined;
+          store.getAgents([...batch.keys()]).then((found) => {
+            const byId = new Map(found.map((a) => [a.id, a]));
+            for (const [agentId, waiters] of batch) {
+              const agent = agents.get(agentId) ?? byId.get(agentId);
+              if (agent && !agents.has(agentId)) agents.set(agentId, agent);
+              for (const w of waiters) w(agent);
+            }
+          }, reject);
+        });
+      }
+      const waiters = loading.get(id);
+      if (waiters) waiters.push(resolve);
+      else loading.set(id, [resolve]);
+    });
   }
 
   function updateAgent(agent: AgentRecord, set: Partial<AgentRecord>): void {
@@ -295,6 +316,7 @@ export function createScheduler(options: SchedulerOptions) {
     };
     store.write({ op: 'run.insert', run });
     const active: ActiveRun = { run, state: 'waiting', controller: new AbortController() };
+    if (!agents.has(agentId)) void loadAgent(agentId).catch(() => {}); // prefetch, batched with this tick's other fires
     track(active);
     if (scheduledAt > clock.now()) push({ kind: 'retry', runId: run.id, at: scheduledAt });
     else enqueue(active);
@@ -581,7 +603,8 @@ export function createScheduler(options: SchedulerOptions) {
     async setSchedule(agent: AgentRecord, spec: ScheduleSpec): Promise<ScheduleRecord> {
       validateCron(spec.expression, spec.timezone);
       if (!Number.isInteger(spec.priority) || spec.priority < 1 || spec.priority > 4) throw badRequest(`priority: expected 1 to 4, got ${spec.priority}`);
-      const cached = (await loadAgent(agent.id)) ?? agent;
+      // The caller's fresh record serves when the scheduler holds no copy: no read per schedule.
+      const cached = agents.get(agent.id) ?? agent;
       const now = clock.now();
       const previous = jobs.get(agent.id);
       const nextRunAt = spec.enabled ? nextOccurrence(spec.expression, spec.timezone, now) : null;

@@ -82,6 +82,8 @@ export interface SchedulerStore {
   loadOpenRuns(): Promise<RunRecord[]>;
   maxEventId(): Promise<number>;
   getAgent(id: string): Promise<AgentRecord | undefined>;
+  /** Many agents in one read (missing ids are left out). */
+  getAgents(ids: string[]): Promise<AgentRecord[]>;
   /**
    * Buffers a write. Writes are applied in order, many to one transaction (one per tick of the event
    * loop): the hot path costs one commit per tick, not one per state change.

@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AgentStatus, RunStatus, RunTrigger } from '../schemas/common.ts';
 import type { EventName } from '../schemas/events.ts';
 import type { Logger } from '../core/logger.ts';
@@ -213,57 +213,144 @@ function keyOf(op: WriteOp): string | undefined {
   }
 }
 
-async function apply(trx: Transaction<Database>, ops: WriteOp[]): Promise<void> {
-  for (let i = 0; i < ops.length; ) {
-    const op = ops[i]!;
-    if (op.op === 'run.insert' || op.op === 'event.insert') {
-      // Consecutive inserts into one table go in multi-row statements.
-      let j = i;
-      while (j < ops.length && ops[j]!.op === op.op && j - i < INSERT_CHUNK) j++;
-      const group = ops.slice(i, j);
-      if (op.op === 'run.insert') {
-        const rows = group.map((o) => runSet((o as Extract<WriteOp, { op: 'run.insert' }>).run) as RunsTable);
-        await trx.insertInto('runs').values(rows).onConflict((oc) => oc.column('dedupe_key').doNothing()).execute();
-      } else {
-        const rows = group.map((o) => {
-          const e = (o as Extract<WriteOp, { op: 'event.insert' }>).event;
-          return { id: e.id, type: e.type, agent_id: e.agentId, data: JSON.stringify(e.data), created_at: e.createdAt };
-        });
-        await trx.insertInto('events').values(rows).onConflict((oc) => oc.column('id').doNothing()).execute();
-      }
-      i = j;
+/**
+ * Order of statement kinds inside one generation of a batch (see `plan`). Inserts come before updates
+ * so that an update of a row inserted by an earlier batch-generation never misses it.
+ */
+const KIND_ORDER: Record<WriteOp['op'], number> = {
+  'run.insert': 0,
+  'schedule.upsert': 1,
+  'run.update': 2,
+  'agent.update': 3,
+  'schedule.update': 4,
+  'schedule.delete': 5,
+  'event.insert': 6,
+  'runs.trim': 7,
+  'events.trim': 8,
+};
+
+/**
+ * Reorders a coalesced batch so that ops of one kind sit together and can share multi-row statements.
+ * Ops on different rows are independent; ops on the same row keep their order, because an op's
+ * generation (how many earlier ops touch its row) sorts before its kind.
+ */
+function plan(ops: WriteOp[]): WriteOp[] {
+  const seen = new Map<string, number>();
+  const keyed = ops.map((op, index) => {
+    const key = keyOf(op);
+    const generation = key === undefined ? 0 : (seen.get(key) ?? 0);
+    if (key !== undefined) seen.set(key, generation + 1);
+    return { op, index, generation };
+  });
+  keyed.sort((a, b) => a.generation - b.generation || KIND_ORDER[a.op.op] - KIND_ORDER[b.op.op] || a.index - b.index);
+  return keyed.map((k) => k.op);
+}
+
+/** SQL types of the columns updated in bulk: parameters inside VALUES are untyped in PostgreSQL. */
+const COLUMN_TYPES: Record<string, string> = {
+  timeout_ms: 'bigint', max_retries: 'integer', retry_count: 'integer', last_run_at: 'bigint', backoff_until: 'bigint',
+  created_at: 'bigint', updated_at: 'bigint', attempt: 'integer', priority: 'integer', scheduled_at: 'bigint',
+  started_at: 'bigint', finished_at: 'bigint', duration_ms: 'bigint', progress: 'real', enabled: 'integer',
+  paused: 'integer', catch_up: 'integer', next_run_at: 'bigint',
+};
+
+/**
+ * Many single-row updates as one statement per column set: `UPDATE t SET c = v.column2 … FROM
+ * (VALUES (key, value, …), …) AS v WHERE t.key = v.column1`, portable between SQLite (≥ 3.33) and
+ * PostgreSQL, whose VALUES columns are both named column1, column2, ….
+ */
+async function bulkUpdate(trx: Transaction<Database>, table: 'runs' | 'agents' | 'schedules', keyColumn: string, rows: { key: string; set: Record<string, unknown> }[]): Promise<void> {
+  const bySignature = new Map<string, { key: string; set: Record<string, unknown> }[]>();
+  for (const row of rows) {
+    const cols = Object.keys(row.set).sort().join(',');
+    if (!cols) continue;
+    let list = bySignature.get(cols);
+    if (!list) bySignature.set(cols, (list = []));
+    list.push(row);
+  }
+  for (const [signature, list] of bySignature) {
+    const cols = signature.split(',');
+    if (list.length === 1) {
+      const only = list[0]!;
+      await trx.updateTable(table).set(only.set as never).where(keyColumn as never, '=', only.key as never).execute();
       continue;
     }
-    i++;
-    switch (op.op) {
+    const chunk = Math.max(1, Math.floor(INSERT_CHUNK * 15 / (cols.length + 1)));
+    for (let i = 0; i < list.length; i += chunk) {
+      const values = list.slice(i, i + chunk).map((r) => sql`(${sql.join([r.key, ...cols.map((c) => r.set[c] ?? null)])})`);
+      const sets = cols.map((c, n) => sql`${sql.ref(c)} = CAST(${sql.raw(`v.column${n + 2}`)} AS ${sql.raw(COLUMN_TYPES[c] ?? 'text')})`);
+      await sql`UPDATE ${sql.table(table)} SET ${sql.join(sets)} FROM (VALUES ${sql.join(values)}) AS v WHERE ${sql.ref(`${table}.${keyColumn}`)} = v.column1`.execute(trx);
+    }
+  }
+}
+
+async function apply(trx: Transaction<Database>, batch: WriteOp[]): Promise<void> {
+  const ops = plan(batch);
+  for (let i = 0; i < ops.length; ) {
+    const kind = ops[i]!.op;
+    let j = i;
+    while (j < ops.length && ops[j]!.op === kind) j++;
+    const group = ops.slice(i, j);
+    i = j;
+    switch (kind) {
+      case 'run.insert':
+        for (let k = 0; k < group.length; k += INSERT_CHUNK) {
+          const rows = group.slice(k, k + INSERT_CHUNK).map((o) => runSet((o as Extract<WriteOp, { op: 'run.insert' }>).run) as RunsTable);
+          await trx.insertInto('runs').values(rows).onConflict((oc) => oc.column('dedupe_key').doNothing()).execute();
+        }
+        break;
+      case 'event.insert':
+        for (let k = 0; k < group.length; k += INSERT_CHUNK) {
+          const rows = group.slice(k, k + INSERT_CHUNK).map((o) => {
+            const e = (o as Extract<WriteOp, { op: 'event.insert' }>).event;
+            return { id: e.id, type: e.type, agent_id: e.agentId, data: JSON.stringify(e.data), created_at: e.createdAt };
+          });
+          await trx.insertInto('events').values(rows).onConflict((oc) => oc.column('id').doNothing()).execute();
+        }
+        break;
+      case 'schedule.upsert':
+        for (let k = 0; k < group.length; k += INSERT_CHUNK) {
+          const rows = group.slice(k, k + INSERT_CHUNK).map((o) => scheduleSet((o as Extract<WriteOp, { op: 'schedule.upsert' }>).schedule) as SchedulesTable);
+          await trx
+            .insertInto('schedules')
+            .values(rows)
+            .onConflict((oc) =>
+              oc.column('agent_id').doUpdateSet((eb) => ({
+                job_id: eb.ref('excluded.job_id'), expression: eb.ref('excluded.expression'), timezone: eb.ref('excluded.timezone'),
+                priority: eb.ref('excluded.priority'), enabled: eb.ref('excluded.enabled'), paused: eb.ref('excluded.paused'),
+                catch_up: eb.ref('excluded.catch_up'), next_run_at: eb.ref('excluded.next_run_at'), updated_at: eb.ref('excluded.updated_at'),
+              })),
+            )
+            .execute();
+        }
+        break;
       case 'run.update':
-        await trx.updateTable('runs').set(runSet(op.set)).where('id', '=', op.id).execute();
+        await bulkUpdate(trx, 'runs', 'id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'run.update' }>).id, set: runSet((o as Extract<WriteOp, { op: 'run.update' }>).set) })));
         break;
       case 'agent.update':
-        await trx.updateTable('agents').set(agentSet(op.set)).where('id', '=', op.id).execute();
+        await bulkUpdate(trx, 'agents', 'id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'agent.update' }>).id, set: agentSet((o as Extract<WriteOp, { op: 'agent.update' }>).set) })));
         break;
-      case 'schedule.upsert': {
-        const row = scheduleSet(op.schedule) as SchedulesTable;
-        const { agent_id: _id, ...rest } = row;
-        await trx.insertInto('schedules').values(row).onConflict((oc) => oc.column('agent_id').doUpdateSet(rest)).execute();
-        break;
-      }
       case 'schedule.update':
-        await trx.updateTable('schedules').set(scheduleSet(op.set)).where('agent_id', '=', op.agentId).execute();
+        await bulkUpdate(trx, 'schedules', 'agent_id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'schedule.update' }>).agentId, set: scheduleSet((o as Extract<WriteOp, { op: 'schedule.update' }>).set) })));
         break;
       case 'schedule.delete':
-        await trx.deleteFrom('schedules').where('agent_id', '=', op.agentId).execute();
+        for (let k = 0; k < group.length; k += INSERT_CHUNK) {
+          const ids = group.slice(k, k + INSERT_CHUNK).map((o) => (o as Extract<WriteOp, { op: 'schedule.delete' }>).agentId);
+          await trx.deleteFrom('schedules').where('agent_id', 'in', ids).execute();
+        }
         break;
       case 'runs.trim':
-        await trx
-          .deleteFrom('runs')
-          .where('agent_id', '=', op.agentId)
-          .where('status', 'not in', ['queued', 'running'])
-          .where('id', 'not in', (qb) => qb.selectFrom('runs').select('id').where('agent_id', '=', op.agentId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(op.keep))
-          .execute();
+        for (const o of group as Extract<WriteOp, { op: 'runs.trim' }>[]) {
+          await trx
+            .deleteFrom('runs')
+            .where('agent_id', '=', o.agentId)
+            .where('status', 'not in', ['queued', 'running'])
+            .where('id', 'not in', (qb) => qb.selectFrom('runs').select('id').where('agent_id', '=', o.agentId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(o.keep))
+            .execute();
+        }
         break;
       case 'events.trim':
-        await trx.deleteFrom('events').where('created_at', '<', op.before).execute();
+        for (const o of group as Extract<WriteOp, { op: 'events.trim' }>[]) await trx.deleteFrom('events').where('created_at', '<', o.before).execute();
         break;
     }
   }
@@ -289,11 +376,13 @@ export interface Repository extends SchedulerStore {
 export function createRepository(db: Kysely<Database>, logger: Logger = silentLogger): Repository {
   let pending: WriteOp[] = [];
   let chain: Promise<void> = Promise.resolve();
-  let armed = false;
+  /** The commit armed for this turn of the event loop, if any: every write until it runs joins it. */
+  let armed: Promise<void> | undefined;
   // setImmediate runs after the current I/O phase: every write made in this turn of the loop joins the batch.
   const later: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
 
   function commit(): Promise<void> {
+    armed = undefined;
     if (pending.length === 0) return chain;
     const ops = coalesce(pending);
     pending = [];
@@ -304,19 +393,19 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
     return done;
   }
 
+  function arm(): Promise<void> {
+    armed ??= new Promise<void>((resolve, reject) => later(() => commit().then(resolve, reject)));
+    return armed;
+  }
+
   return {
     db,
     write(op) {
       pending.push(op);
-      if (!armed) {
-        armed = true;
-        later(() => {
-          armed = false;
-          void commit().catch(() => {});
-        });
-      }
+      void arm().catch(() => {});
     },
-    flush: () => commit(),
+    // Waits for the batch of this turn (so concurrent callers share one commit), or the one in flight.
+    flush: () => (pending.length > 0 ? arm() : chain),
 
     async loadSchedules() {
       const rows = await db.selectFrom('schedules').selectAll().execute();
@@ -335,6 +424,14 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
       return row ? agentFromRow(row) : undefined;
     },
 
+    async getAgents(ids) {
+      const out: AgentRecord[] = [];
+      for (let i = 0; i < ids.length; i += INSERT_CHUNK) {
+        const rows = await db.selectFrom('agents').selectAll().where('id', 'in', ids.slice(i, i + INSERT_CHUNK)).execute();
+        for (const r of rows) out.push(agentFromRow(r));
+      }
+      return out;
+    },
     async insertAgent(agent) {
       const result = await db.insertInto('agents').values(agentToRow(agent)).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
       return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
@@ -384,7 +481,7 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
       return numOrNull(row?.min);
     },
     async [Symbol.asyncDispose]() {
-      await commit().catch(() => {});
+      await (pending.length > 0 ? arm() : chain).catch(() => {});
       await db.destroy();
     },
   };

@@ -1,0 +1,22 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { benchDispatch } from './dispatch.ts';
+import { printTable, quick, writeResults } from './harness.ts';
+
+/** `npm run bench [-- --quick]`: every benchmark, one table, and bench/results.json (quick: results.quick.json). */
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const tmp = mkdtempSync(join(tmpdir(), 'sched-bench-'));
+const benches: [string, () => Promise<void>][] = [['dispatch', () => benchDispatch(tmp)]];
+try {
+  for (const [name, run] of benches) {
+    if (only && !only.includes(name)) continue;
+    process.stderr.write(`bench: ${name}…\n`);
+    await run();
+  }
+  printTable();
+  writeResults(join(import.meta.dirname, quick ? 'results.quick.json' : 'results.json'));
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
+console.error(JSON.stringify((globalThis as any).__stats));process.exit(0);
