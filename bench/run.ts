@@ -2,12 +2,22 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchDispatch } from './dispatch.ts';
+import { benchFire } from './fire.ts';
+import { benchApi } from './api.ts';
+import { benchFanout } from './fanout.ts';
+import { benchScale } from './scale.ts';
 import { printTable, quick, writeResults } from './harness.ts';
 
 /** `npm run bench [-- --quick]`: every benchmark, one table, and bench/results.json (quick: results.quick.json). */
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const tmp = mkdtempSync(join(tmpdir(), 'sched-bench-'));
-const benches: [string, () => Promise<void>][] = [['dispatch', () => benchDispatch(tmp)]];
+const benches: [string, () => Promise<void>][] = [
+  ['dispatch', () => benchDispatch(tmp)],
+  ['fire', () => benchFire(tmp)],
+  ['scale', () => benchScale(tmp)],
+  ['api', () => benchApi(tmp)],
+  ['fanout', () => benchFanout(tmp)],
+];
 try {
   for (const [name, run] of benches) {
     if (only && !only.includes(name)) continue;
@@ -19,4 +29,4 @@ try {
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
-console.error(JSON.stringify((globalThis as any).__stats));process.exit(0);
+process.exit(0);

@@ -117,6 +117,18 @@ export function createScheduler(options: SchedulerOptions) {
   let lastStatusAt = -Infinity;
   let lastStatusJson = '';
 
+  /**
+   * One copy of each distinct expression and timezone string: 100,000 schedules usually share a few
+   * dozen, and a copy per schedule would be most of their memory.
+   */
+  const interned = new Map<string, string>();
+  function intern(s: string): string {
+    const found = interned.get(s);
+    if (found !== undefined) return found;
+    interned.set(s, s);
+    return s;
+  }
+
   // ---------- ids, events, status ----------
 
   /** Run ids sort by creation time: a millisecond prefix, then a per-process counter, then noise. */
@@ -505,7 +517,7 @@ export function createScheduler(options: SchedulerOptions) {
     if (started) return;
     const now = clock.now();
     lastEventId = await store.maxEventId();
-    for (const s of await store.loadSchedules()) jobs.set(s.agentId, { ...s, version: 0 });
+    for (const s of await store.loadSchedules()) jobs.set(s.agentId, { ...s, expression: intern(s.expression), timezone: intern(s.timezone), version: 0 });
     started = true;
 
     // Runs the previous process left open: running ones were interrupted, queued ones queue again.
@@ -611,6 +623,8 @@ export function createScheduler(options: SchedulerOptions) {
       const job: Job = {
         agentId: agent.id,
         ...spec,
+        expression: intern(spec.expression),
+        timezone: intern(spec.timezone),
         paused: false,
         nextRunAt,
         createdAt: previous?.createdAt ?? now,

@@ -25,12 +25,25 @@ export interface Auth {
 
 const unauthorized = (why: string) => new DomainError('UNAUTHORIZED', why);
 
+/**
+ * Tokens already verified, kept until their `exp` (+ tolerance): a client sends the same token on
+ * every request, and a full HMAC verification through WebCrypto costs more than the rest of a status
+ * call. Bounded, oldest first out; only tokens that verified are kept.
+ */
+const VERIFIED_CACHE_LIMIT = 10_000;
+
 export function createAuth(options: AuthOptions): Auth {
   const key = new TextEncoder().encode(options.secret);
   if (key.length < MIN_SECRET_BYTES) throw new Error(`JWT secret must be at least ${MIN_SECRET_BYTES} bytes, got ${key.length}`);
+  const verified = new Map<string, { principal: Principal; expiresAt: number }>();
   return {
     async verify(token) {
       if (!token) throw unauthorized('Missing bearer token');
+      const hit = verified.get(token);
+      if (hit) {
+        if (Date.now() < hit.expiresAt) return hit.principal;
+        verified.delete(token);
+      }
       try {
         const { payload } = await jwtVerify(token, key, {
           algorithms: ['HS256'],
@@ -40,7 +53,13 @@ export function createAuth(options: AuthOptions): Auth {
           ...(options.audience !== undefined && { audience: options.audience }),
         });
         if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw unauthorized('Invalid token: sub must be a non-empty string');
-        return { sub: payload.sub, admin: payload['role'] === 'admin' };
+        const principal = { sub: payload.sub, admin: payload['role'] === 'admin' };
+        // nbf in the future is refused by jwtVerify above, so only exp bounds the entry.
+        if (payload.nbf === undefined) {
+          if (verified.size >= VERIFIED_CACHE_LIMIT) verified.delete(verified.keys().next().value!);
+          verified.set(token, { principal, expiresAt: (payload.exp! + CLOCK_TOLERANCE_S) * 1000 });
+        }
+        return principal;
       } catch (err) {
         if (err instanceof DomainError) throw err;
         if (err instanceof joseErrors.JWTExpired) throw unauthorized('Token expired');
