@@ -52,6 +52,7 @@ async function ours(dbFile: string): Promise<number> {
   await done;
   const tDone = performance.now();
   await repo.flush();
+  if (process.env['BENCH_DEBUG']) process.stderr.write(`  commits ${(globalThis as any).__commits} ops ${(globalThis as any).__ops}\n`);
   if (process.env['BENCH_DEBUG']) process.stderr.write(`  all completed after ${Math.round(tDone - start)} ms, flushed after ${Math.round(performance.now() - start)} ms\n`);
   const seconds = (performance.now() - start) / 1000;
   if (session) { const { profile } = await session.post('Profiler.stop'); (await import('node:fs')).writeFileSync(process.env['BENCH_PROFILE']!, JSON.stringify(profile)); }

@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 
 /** Starts `npm start`'s entry in its own process (so load generators do not share its CPU). */
 export async function startServerProcess(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('../src/runtime/node.ts', import.meta.url).pathname], { env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const profile = process.env['BENCH_SERVER_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_SERVER_PROFILE']}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', new URL('../src/runtime/node.ts', import.meta.url).pathname], { env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
     createInterface({ input: child.stdout! }).on('line', (line) => {

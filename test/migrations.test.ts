@@ -10,7 +10,7 @@ describe('migrations', () => {
     using dir = tempDir();
     const url = `file:${join(dir.path, 'm.db')}`;
     const db = new Kysely<any>({ dialect: betterSqliteDialect(url) });
-    expect((await migrate(db)).applied).toEqual(['0001_init']);
+    expect((await migrate(db)).applied).toEqual(['0001_init', '0002_partial_open_runs_index']);
     expect((await migrate(db)).applied).toEqual([]);
     const tables = (await db.introspection.getTables()).map((t) => t.name).sort();
     expect(tables).toEqual(expect.arrayContaining(['agents', 'events', 'runs', 'schedules']));

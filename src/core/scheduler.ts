@@ -140,8 +140,10 @@ export function createScheduler(options: SchedulerOptions) {
 
   function emit<K extends EventName>(type: K, agentId: string | null, data: EventMap[K]): void {
     const id = ++lastEventId;
+    // Frozen: one event object goes to every subscriber, and transports may cache its serialised form.
+    Object.freeze(data);
     store.write({ op: 'event.insert', event: { id, type, agentId, data, createdAt: clock.now() } });
-    bus.emit({ id, type, agentId, data } as StoredEvent);
+    bus.emit(Object.freeze({ id, type, agentId, data }) as StoredEvent);
   }
 
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());

@@ -85,7 +85,7 @@ export interface SchedulerStore {
   /** Many agents in one read (missing ids are left out). */
   getAgents(ids: string[]): Promise<AgentRecord[]>;
   /**
-   * Buffers a write. Writes are applied in order, many to one transaction (one per tick of the event
+   * Buffers a write; the store owns the op from then on (an update's `set` may be merged into). Writes are applied in order, many to one transaction (one per tick of the event
    * loop): the hot path costs one commit per tick, not one per state change.
    */
   write(op: WriteOp): void;

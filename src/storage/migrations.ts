@@ -1,4 +1,4 @@
-import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
  * Every table, defined in code (nothing is read from disk at run time). Only portable types and
@@ -74,6 +74,14 @@ const migrations: Record<string, Migration> = {
         .execute();
       await db.schema.createIndex('events_agent').on('events').columns(['agent_id', 'id']).execute();
       await db.schema.createIndex('events_created').on('events').column('created_at').execute();
+    },
+  },
+  '0002_partial_open_runs_index': {
+    // Only queued and running runs are ever looked up by status (at start). A partial index holds just
+    // those, so the common case — a run inserted already finished within one batch — never touches it.
+    async up(db: Kysely<any>) {
+      await db.schema.dropIndex('runs_status').execute();
+      await db.schema.createIndex('runs_open').on('runs').column('status').where(sql.ref('status'), 'in', ['queued', 'running']).execute();
     },
   },
 };

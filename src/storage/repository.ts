@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import type { AgentStatus, RunStatus, RunTrigger } from '../schemas/common.ts';
 import type { EventName } from '../schemas/events.ts';
 import type { Logger } from '../core/logger.ts';
@@ -158,6 +158,9 @@ function eventFromRow(r: { id: unknown; type: string; agent_id: string | null; d
 
 // ---------- batching ----------
 
+/** Ops buffered before a batch is committed without waiting for the end of the turn. */
+const MAX_BATCH_OPS = 10_000;
+
 /** Rows a multi-row INSERT carries: under SQLite's 32,766 bound parameters at 15 columns a row. */
 const INSERT_CHUNK = 500;
 
@@ -189,14 +192,14 @@ function mergeInto(prev: WriteOp, op: WriteOp): boolean {
   return true;
 }
 
-/** Copies what a merge may change, so merging never mutates the caller's objects. */
+/**
+ * Copies what a merge may change. Inserts carry records the caller goes on using, so they are copied;
+ * an update's `set` belongs to the store once written (the port's contract), so it is merged in place.
+ */
 function clone(op: WriteOp): WriteOp {
   switch (op.op) {
     case 'run.insert': return { ...op, run: { ...op.run } };
     case 'schedule.upsert': return { ...op, schedule: { ...op.schedule } };
-    case 'run.update':
-    case 'agent.update':
-    case 'schedule.update': return { ...op, set: { ...op.set } } as WriteOp;
     default: return op;
   }
 }
@@ -254,12 +257,67 @@ const COLUMN_TYPES: Record<string, string> = {
   paused: 'integer', catch_up: 'integer', next_run_at: 'bigint',
 };
 
+const RUN_COLUMNS_LIST = Object.values(RUN_COLUMNS);
+const SCHEDULE_COLUMNS_LIST = Object.values(SCHEDULE_COLUMNS);
+const EVENT_COLUMNS_LIST = ['id', 'type', 'agent_id', 'data', 'created_at'];
+
+/**
+ * The batch writer's statements, built as text once per shape and run through `CompiledQuery.raw`:
+ * a 500-row INSERT through the query builder allocates thousands of nodes per statement and its
+ * compilation cost more than SQLite's work. The SQL is the portable subset SQLite and PostgreSQL share;
+ * only the placeholder style differs, and it is read from the dialect's own compiler.
+ */
+function createStatements(placeholder: (n: number) => string) {
+  const cache = new Map<string, string>();
+  const q = (id: string) => `"${id}"`;
+  const tuples = (rows: number, width: number) => {
+    const out: string[] = [];
+    let n = 0;
+    for (let r = 0; r < rows; r++) {
+      const cells: string[] = [];
+      for (let c = 0; c < width; c++) cells.push(placeholder(++n));
+      out.push(`(${cells.join(', ')})`);
+    }
+    return out.join(', ');
+  };
+  const memo = (key: string, build: () => string) => {
+    let text = cache.get(key);
+    if (text === undefined) {
+      text = build();
+      if (cache.size > 500) cache.clear();
+      cache.set(key, text);
+    }
+    return text;
+  };
+  return {
+    insert: (table: string, columns: string[], rows: number, conflict: string) =>
+      memo(`i:${table}:${rows}:${conflict}`, () => `INSERT INTO ${q(table)} (${columns.map(q).join(', ')}) VALUES ${tuples(rows, columns.length)} ${conflict}`),
+    update: (table: string, key: string, columns: string[], rows: number) =>
+      memo(`u:${table}:${columns.join(',')}:${rows}`, () => {
+        const sets = columns.map((c, n) => `${q(c)} = CAST(v.column${n + 2} AS ${COLUMN_TYPES[c] ?? 'text'})`).join(', ');
+        return `UPDATE ${q(table)} SET ${sets} FROM (VALUES ${tuples(rows, columns.length + 1)}) AS v WHERE ${q(table)}.${q(key)} = v.column1`;
+      }),
+  };
+}
+type Statements = ReturnType<typeof createStatements>;
+
+/** Rows per statement so one stays under SQLite's 32,766 bound parameters (and PostgreSQL's 65,535). */
+const rowsPerStatement = (width: number) => Math.max(1, Math.floor(30_000 / width));
+
+async function insertRows(trx: Transaction<Database>, st: Statements, table: string, columns: string[], rows: unknown[][], conflict: string): Promise<void> {
+  const per = Math.min(INSERT_CHUNK, rowsPerStatement(columns.length));
+  for (let i = 0; i < rows.length; i += per) {
+    const chunk = rows.slice(i, i + per);
+    await trx.executeQuery(CompiledQuery.raw(st.insert(table, columns, chunk.length, conflict), chunk.flat()));
+  }
+}
+
 /**
  * Many single-row updates as one statement per column set: `UPDATE t SET c = v.column2 … FROM
  * (VALUES (key, value, …), …) AS v WHERE t.key = v.column1`, portable between SQLite (≥ 3.33) and
  * PostgreSQL, whose VALUES columns are both named column1, column2, ….
  */
-async function bulkUpdate(trx: Transaction<Database>, table: 'runs' | 'agents' | 'schedules', keyColumn: string, rows: { key: string; set: Record<string, unknown> }[]): Promise<void> {
+async function bulkUpdate(trx: Transaction<Database>, st: Statements, table: string, keyColumn: string, rows: { key: string; set: Record<string, unknown> }[]): Promise<void> {
   const bySignature = new Map<string, { key: string; set: Record<string, unknown> }[]>();
   for (const row of rows) {
     const cols = Object.keys(row.set).sort().join(',');
@@ -270,21 +328,22 @@ async function bulkUpdate(trx: Transaction<Database>, table: 'runs' | 'agents' |
   }
   for (const [signature, list] of bySignature) {
     const cols = signature.split(',');
-    if (list.length === 1) {
-      const only = list[0]!;
-      await trx.updateTable(table).set(only.set as never).where(keyColumn as never, '=', only.key as never).execute();
-      continue;
-    }
-    const chunk = Math.max(1, Math.floor(INSERT_CHUNK * 15 / (cols.length + 1)));
-    for (let i = 0; i < list.length; i += chunk) {
-      const values = list.slice(i, i + chunk).map((r) => sql`(${sql.join([r.key, ...cols.map((c) => r.set[c] ?? null)])})`);
-      const sets = cols.map((c, n) => sql`${sql.ref(c)} = CAST(${sql.raw(`v.column${n + 2}`)} AS ${sql.raw(COLUMN_TYPES[c] ?? 'text')})`);
-      await sql`UPDATE ${sql.table(table)} SET ${sql.join(sets)} FROM (VALUES ${sql.join(values)}) AS v WHERE ${sql.ref(`${table}.${keyColumn}`)} = v.column1`.execute(trx);
+    const per = Math.min(INSERT_CHUNK, rowsPerStatement(cols.length + 1));
+    for (let i = 0; i < list.length; i += per) {
+      const chunk = list.slice(i, i + per);
+      const params: unknown[] = [];
+      for (const r of chunk) {
+        params.push(r.key);
+        for (const c of cols) params.push(r.set[c] ?? null);
+      }
+      await trx.executeQuery(CompiledQuery.raw(st.update(table, keyColumn, cols, chunk.length), params));
     }
   }
 }
 
-async function apply(trx: Transaction<Database>, batch: WriteOp[]): Promise<void> {
+const SCHEDULE_UPSERT = `ON CONFLICT ("agent_id") DO UPDATE SET ${SCHEDULE_COLUMNS_LIST.filter((c) => c !== 'agent_id' && c !== 'created_at').map((c) => `"${c}" = excluded."${c}"`).join(', ')}`;
+
+async function apply(trx: Transaction<Database>, st: Statements, batch: WriteOp[]): Promise<void> {
   const ops = plan(batch);
   for (let i = 0; i < ops.length; ) {
     const kind = ops[i]!.op;
@@ -293,45 +352,38 @@ async function apply(trx: Transaction<Database>, batch: WriteOp[]): Promise<void
     const group = ops.slice(i, j);
     i = j;
     switch (kind) {
-      case 'run.insert':
-        for (let k = 0; k < group.length; k += INSERT_CHUNK) {
-          const rows = group.slice(k, k + INSERT_CHUNK).map((o) => runSet((o as Extract<WriteOp, { op: 'run.insert' }>).run) as RunsTable);
-          await trx.insertInto('runs').values(rows).onConflict((oc) => oc.column('dedupe_key').doNothing()).execute();
-        }
+      case 'run.insert': {
+        const rows = group.map((o) => {
+          const r = runSet((o as Extract<WriteOp, { op: 'run.insert' }>).run) as Record<string, unknown>;
+          return RUN_COLUMNS_LIST.map((c) => r[c] ?? null);
+        });
+        await insertRows(trx, st, 'runs', RUN_COLUMNS_LIST, rows, 'ON CONFLICT ("dedupe_key") DO NOTHING');
         break;
-      case 'event.insert':
-        for (let k = 0; k < group.length; k += INSERT_CHUNK) {
-          const rows = group.slice(k, k + INSERT_CHUNK).map((o) => {
-            const e = (o as Extract<WriteOp, { op: 'event.insert' }>).event;
-            return { id: e.id, type: e.type, agent_id: e.agentId, data: JSON.stringify(e.data), created_at: e.createdAt };
-          });
-          await trx.insertInto('events').values(rows).onConflict((oc) => oc.column('id').doNothing()).execute();
-        }
+      }
+      case 'event.insert': {
+        const rows = group.map((o) => {
+          const e = (o as Extract<WriteOp, { op: 'event.insert' }>).event;
+          return [e.id, e.type, e.agentId, JSON.stringify(e.data), e.createdAt];
+        });
+        await insertRows(trx, st, 'events', EVENT_COLUMNS_LIST, rows, 'ON CONFLICT ("id") DO NOTHING');
         break;
-      case 'schedule.upsert':
-        for (let k = 0; k < group.length; k += INSERT_CHUNK) {
-          const rows = group.slice(k, k + INSERT_CHUNK).map((o) => scheduleSet((o as Extract<WriteOp, { op: 'schedule.upsert' }>).schedule) as SchedulesTable);
-          await trx
-            .insertInto('schedules')
-            .values(rows)
-            .onConflict((oc) =>
-              oc.column('agent_id').doUpdateSet((eb) => ({
-                job_id: eb.ref('excluded.job_id'), expression: eb.ref('excluded.expression'), timezone: eb.ref('excluded.timezone'),
-                priority: eb.ref('excluded.priority'), enabled: eb.ref('excluded.enabled'), paused: eb.ref('excluded.paused'),
-                catch_up: eb.ref('excluded.catch_up'), next_run_at: eb.ref('excluded.next_run_at'), updated_at: eb.ref('excluded.updated_at'),
-              })),
-            )
-            .execute();
-        }
+      }
+      case 'schedule.upsert': {
+        const rows = group.map((o) => {
+          const r = scheduleSet((o as Extract<WriteOp, { op: 'schedule.upsert' }>).schedule) as Record<string, unknown>;
+          return SCHEDULE_COLUMNS_LIST.map((c) => r[c] ?? null);
+        });
+        await insertRows(trx, st, 'schedules', SCHEDULE_COLUMNS_LIST, rows, SCHEDULE_UPSERT);
         break;
+      }
       case 'run.update':
-        await bulkUpdate(trx, 'runs', 'id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'run.update' }>).id, set: runSet((o as Extract<WriteOp, { op: 'run.update' }>).set) })));
+        await bulkUpdate(trx, st, 'runs', 'id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'run.update' }>).id, set: runSet((o as Extract<WriteOp, { op: 'run.update' }>).set) })));
         break;
       case 'agent.update':
-        await bulkUpdate(trx, 'agents', 'id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'agent.update' }>).id, set: agentSet((o as Extract<WriteOp, { op: 'agent.update' }>).set) })));
+        await bulkUpdate(trx, st, 'agents', 'id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'agent.update' }>).id, set: agentSet((o as Extract<WriteOp, { op: 'agent.update' }>).set) })));
         break;
       case 'schedule.update':
-        await bulkUpdate(trx, 'schedules', 'agent_id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'schedule.update' }>).agentId, set: scheduleSet((o as Extract<WriteOp, { op: 'schedule.update' }>).set) })));
+        await bulkUpdate(trx, st, 'schedules', 'agent_id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'schedule.update' }>).agentId, set: scheduleSet((o as Extract<WriteOp, { op: 'schedule.update' }>).set) })));
         break;
       case 'schedule.delete':
         for (let k = 0; k < group.length; k += INSERT_CHUNK) {
@@ -374,6 +426,9 @@ export interface Repository extends SchedulerStore {
 }
 
 export function createRepository(db: Kysely<Database>, logger: Logger = silentLogger): Repository {
+  // `$1` (PostgreSQL) or `?` (SQLite), as the dialect's own compiler writes them.
+  const numbered = db.selectFrom('agents').select('id').where('id', '=', 'x').compile().sql.includes('$1');
+  const statements = createStatements(numbered ? (n) => `$${n}` : () => '?');
   let pending: WriteOp[] = [];
   let chain: Promise<void> = Promise.resolve();
   /** The commit armed for this turn of the event loop, if any: every write until it runs joins it. */
@@ -386,7 +441,7 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
     if (pending.length === 0) return chain;
     const ops = coalesce(pending);
     pending = [];
-    const done = chain.then(() => db.transaction().execute((trx) => apply(trx, ops)));
+    const done = chain.then(() => db.transaction().execute((trx) => apply(trx, statements, ops)));
     chain = done.catch((err: unknown) => {
       logger.error('a write batch failed', { ops: ops.length, error: err instanceof Error ? err.message : String(err) });
     });
@@ -402,7 +457,11 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
     db,
     write(op) {
       pending.push(op);
-      void arm().catch(() => {});
+      // A burst (thousands of runs finishing in one turn) is cut into batches of bounded size: the
+      // objects of a committed batch die young, where a single huge batch would age into the old
+      // generation and make the garbage collector the bottleneck.
+      if (pending.length >= MAX_BATCH_OPS) void commit().catch(() => {});
+      else void arm().catch(() => {});
     },
     // Waits for the batch of this turn (so concurrent callers share one commit), or the one in flight.
     flush: () => (pending.length > 0 ? arm() : chain),

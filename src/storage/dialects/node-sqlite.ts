@@ -2,6 +2,7 @@
 import { DatabaseSync } from 'node:sqlite';
 import { SqliteDialect, type Dialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import { SQLITE_PRAGMAS, sqlitePath } from './sqlite-pragmas.ts';
+import { withStatementCache } from './statement-cache.ts';
 
 /**
  * SQLite on Deno through `node:sqlite`, which better-sqlite3 cannot replace there (it is not a
@@ -31,5 +32,5 @@ export function nodeSqliteDialect(url: string): Dialect {
       };
     },
   };
-  return new SqliteDialect({ database });
+  return new SqliteDialect({ database: withStatementCache(database) });
 }

@@ -6,6 +6,7 @@ import { WebSocketServer } from 'ws';
 import { bearerToken } from '../../services/auth.ts';
 import type { TrpcContext } from './init.ts';
 import { appRouter } from './router.ts';
+import { wsEncoder } from './wire.ts';
 
 /** WebSocket messages past this are refused (the connection closes with 1009). */
 export const MAX_WS_MESSAGE_BYTES = 1024 * 1024;
@@ -30,6 +31,7 @@ export function createTrpcTransport(deps: TrpcDeps) {
     },
     // Pings keep idle connections alive through proxies and find dead peers.
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 5_000 },
+    experimental_encoder: wsEncoder,
   });
   return {
     handle: (req: IncomingMessage, res: ServerResponse) => http(req, res),

@@ -1,5 +1,4 @@
 import { initTRPC, TRPCError } from '@trpc/server';
-import superjson from 'superjson';
 import { z } from 'zod';
 import { DomainError, toDomainError } from '../../core/errors.ts';
 import type { Auth, Principal } from '../../services/auth.ts';
@@ -8,6 +7,7 @@ import type { Repository } from '../../storage/repository.ts';
 import type { EventBus } from '../../core/events.ts';
 import { ERROR_MAP } from '../errors.ts';
 import { describeZodError } from '../validation.ts';
+import { transformer } from './wire.ts';
 
 /** What every procedure can reach. The token is verified per call, so an expired one stops working on a live socket too. */
 export interface TrpcContext {
@@ -21,7 +21,7 @@ export interface TrpcContext {
 }
 
 export const t = initTRPC.context<TrpcContext>().create({
-  transformer: superjson,
+  transformer,
   // Domain errors keep their message; anything else was already logged and says only "Internal server error".
   // Input errors name the field, like REST; stacks never leave the server.
   errorFormatter: ({ shape, error, input }) => {

@@ -1,0 +1,24 @@
+import type { SqliteDatabase, SqliteStatement } from 'kysely';
+
+/**
+ * Kysely's SQLite driver prepares every query anew. Our batched writes repeat a few large statements
+ * (500-row INSERTs, multi-row UPDATEs) whose parsing costs more than running them, so prepared
+ * statements are kept by SQL text, the least recently used dropped past `limit`.
+ */
+export function withStatementCache(db: SqliteDatabase, limit = 200): SqliteDatabase {
+  const cache = new Map<string, SqliteStatement>();
+  return {
+    close: () => db.close(),
+    prepare(sql: string): SqliteStatement {
+      let stmt = cache.get(sql);
+      if (stmt) {
+        cache.delete(sql);
+      } else {
+        stmt = db.prepare(sql);
+        if (cache.size >= limit) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(sql, stmt);
+      return stmt;
+    },
+  };
+}
