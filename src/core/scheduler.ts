@@ -75,6 +75,8 @@ type Timed = TimedItem & { seq: number };
 const TRIM_EVERY = 64;
 /** The most missed fires counted one by one when recording what a restart missed. */
 const MISSED_COUNT_LIMIT = 10_000;
+/** Longest stretch a burst of due fires holds the event loop before yielding. */
+const TICK_SLICE_MS = 5;
 /** How often expired events are deleted. */
 const EVENT_TRIM_INTERVAL_MS = 10 * 60_000;
 
@@ -246,12 +248,22 @@ export function createScheduler(options: SchedulerOptions) {
     timer = clock.setTimer(tick, at - clock.now());
   }
 
-  /** Pops every item that is due and acts on it; one tick's writes share one transaction. */
+  /**
+   * Pops every item that is due and acts on it; one tick's writes share one transaction. A burst
+   * (thousands of schedules due at one instant) is cut into slices of at most TICK_SLICE_MS, with the
+   * event loop free in between, so API calls and started runs are not held up behind the whole burst.
+   */
   function tick(): void {
     timer = undefined;
     timerAt = Infinity;
-    const now = clock.now();
-    for (let head = heap.peek(); head && head.at <= now; head = heap.peek()) {
+    const sliceStart = clock.now();
+    let n = 0;
+    for (let head = heap.peek(); head && head.at <= clock.now(); head = heap.peek()) {
+      if (++n % 32 === 0 && clock.now() - sliceStart >= TICK_SLICE_MS) {
+        timerAt = head.at;
+        timer = clock.setTimer(tick, 0);
+        return;
+      }
       heap.pop();
       try {
         if (head.kind === 'fire') fire(head.agentId, head.version, head.at);
@@ -374,7 +386,8 @@ export function createScheduler(options: SchedulerOptions) {
     const done = new Promise<void>((r) => (settle = r));
     settling.add(done);
     try {
-      const agent = await loadAgent(run.agentId);
+      // No await when the agent is known: the run starts within its fire's slice, not after the whole burst.
+      const agent = agents.get(run.agentId) ?? (await loadAgent(run.agentId));
       const handler = agent ? handlers.get(agent.handler) : undefined;
       if (!agent || !handler) {
         finish(active, agent, { kind: 'cancelled', error: agent ? `unknown handler "${agent.handler}"` : 'agent no longer exists' });
@@ -524,7 +537,8 @@ export function createScheduler(options: SchedulerOptions) {
 
     // Runs the previous process left open: running ones were interrupted, queued ones queue again.
     for (const run of await store.loadOpenRuns()) {
-      const agent = await loadAgent(run.agentId);
+      // No await when the agent is known: the run starts within its fire's slice, not after the whole burst.
+      const agent = agents.get(run.agentId) ?? (await loadAgent(run.agentId));
       const active: ActiveRun = { run, state: 'waiting', controller: new AbortController() };
       track(active);
       if (run.status === 'running') {

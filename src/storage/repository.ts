@@ -159,7 +159,7 @@ function eventFromRow(r: { id: unknown; type: string; agent_id: string | null; d
 // ---------- batching ----------
 
 /** Ops buffered before a batch is committed without waiting for the end of the turn. */
-const MAX_BATCH_OPS = 10_000;
+const MAX_BATCH_OPS = 2048;
 
 /** Rows a multi-row INSERT carries: under SQLite's 32,766 bound parameters at 15 columns a row. */
 const INSERT_CHUNK = 500;
@@ -441,7 +441,9 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
     if (pending.length === 0) return chain;
     const ops = coalesce(pending);
     pending = [];
-    const done = chain.then(() => db.transaction().execute((trx) => apply(trx, statements, ops)));
+    // Each transaction blocks the thread while SQLite works; consecutive batches of a burst are separated
+    // by a turn of the event loop, so requests and timers get in between.
+    const done = chain.then(() => new Promise<void>((r) => later(r))).then(() => db.transaction().execute((trx) => apply(trx, statements, ops)));
     chain = done.catch((err: unknown) => {
       logger.error('a write batch failed', { ops: ops.length, error: err instanceof Error ? err.message : String(err) });
     });
