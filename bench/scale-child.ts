@@ -46,7 +46,7 @@ if (mode === 'create') {
   gc();
   const mem = process.memoryUsage();
   const cpu = await idleCpu(Number(process.env['IDLE_MS'] ?? 10_000));
-  console.log(JSON.stringify({ createMs, rssMb: mb(mem.rss), rssDeltaMb: mb(mem.rss - rssBefore), heapMb: mb(mem.heapUsed), heapDeltaMb: mb(mem.heapUsed - heapBefore), idleCpuPct: cpu, scheduled: scheduler.stats().scheduledTasksCount }));
+  console.log(JSON.stringify({ createMs, rssBeforeMb: mb(rssBefore), rssMb: mb(mem.rss), rssDeltaMb: mb(mem.rss - rssBefore), heapMb: mb(mem.heapUsed), heapDeltaMb: mb(mem.heapUsed - heapBefore), idleCpuPct: cpu, scheduled: scheduler.stats().scheduledTasksCount }));
   await scheduler.stop(0);
   await repo[Symbol.asyncDispose]();
 } else if (mode === 'reload') {

@@ -232,7 +232,8 @@ export function createScheduler(options: SchedulerOptions) {
   // ---------- the timer over the heap ----------
 
   function push(item: TimedItem): void {
-    heap.push({ ...item, seq: ++seq } as Timed);
+    (item as Timed).seq = ++seq; // callers pass a fresh literal: numbered in place, not copied
+    heap.push(item as Timed);
     if (item.at < timerAt) arm();
   }
 
@@ -532,7 +533,14 @@ export function createScheduler(options: SchedulerOptions) {
     if (started) return;
     const now = clock.now();
     lastEventId = await store.maxEventId();
-    for (const s of await store.loadSchedules()) jobs.set(s.agentId, { ...s, expression: intern(s.expression), timezone: intern(s.timezone), version: 0 });
+    // The loaded records become the jobs in place: at 100,000 schedules a copy each is 100,000 more objects to collect.
+    for (const s of await store.loadSchedules()) {
+      const job = s as Job;
+      job.expression = intern(s.expression);
+      job.timezone = intern(s.timezone);
+      job.version = 0;
+      jobs.set(s.agentId, job);
+    }
     started = true;
 
     // Runs the previous process left open: running ones were interrupted, queued ones queue again.
