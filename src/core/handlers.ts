@@ -35,6 +35,14 @@ export interface HandlerDefinition<Config = Record<string, unknown>> {
   run(ctx: HandlerContext<Config>): Promise<void>;
 }
 
+/**
+ * Declares a handler with its config type inferred from the schema, so `ctx.config` is typed in `run`:
+ * `defineHandler({ name: 'summarise', config: z.object({ feed: z.url() }), run: async (ctx) => … })`.
+ */
+export function defineHandler<C>(def: HandlerDefinition<C>): HandlerDefinition<never> {
+  return def as unknown as HandlerDefinition<never>;
+}
+
 export interface HandlerRegistry {
   register<C>(def: HandlerDefinition<C>): void;
   get(name: string): HandlerDefinition<unknown> | undefined;
