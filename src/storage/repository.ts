@@ -53,14 +53,22 @@ const AGENT_COLUMNS: Record<keyof Omit<AgentRecord, 'id'>, keyof AgentsTable> = 
   updatedAt: 'updated_at',
 };
 
-function agentSet(set: Partial<AgentRecord>): Partial<AgentsTable> {
+
+/**
+ * A record (or part of one) as column values: names through the table's map, booleans as 0/1 and
+ * objects (an agent's config) as JSON text, the portable encodings the schema uses.
+ */
+function columnsOf(map: Record<string, string>, set: object): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(set)) {
-    const col = AGENT_COLUMNS[k as keyof typeof AGENT_COLUMNS];
-    if (col) out[col] = k === 'config' ? JSON.stringify(v) : v;
+    const col = map[k];
+    if (col) out[col] = typeof v === 'boolean' ? (v ? 1 : 0) : v !== null && typeof v === 'object' ? JSON.stringify(v) : v;
   }
-  return out as Partial<AgentsTable>;
+  return out;
 }
+const agentSet = (set: Partial<AgentRecord>) => columnsOf(AGENT_COLUMNS, set) as Partial<AgentsTable>;
+const scheduleSet = (set: Partial<ScheduleRecord>) => columnsOf(SCHEDULE_COLUMNS, set) as Partial<SchedulesTable>;
+const runSet = (set: Partial<RunRecord>) => columnsOf(RUN_COLUMNS, set) as Partial<RunsTable>;
 
 function agentToRow(a: AgentRecord): AgentsTable {
   return { id: a.id, ...agentSet(a) } as AgentsTable;
@@ -96,14 +104,6 @@ const SCHEDULE_COLUMNS: Record<keyof ScheduleRecord, keyof SchedulesTable> = {
   updatedAt: 'updated_at',
 };
 
-function scheduleSet(set: Partial<ScheduleRecord>): Partial<SchedulesTable> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(set)) {
-    const col = SCHEDULE_COLUMNS[k as keyof ScheduleRecord];
-    if (col) out[col] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
-  }
-  return out as Partial<SchedulesTable>;
-}
 
 function runFromRow(r: RunsTable): RunRecord {
   return {
@@ -143,14 +143,6 @@ const RUN_COLUMNS: Record<keyof RunRecord, keyof RunsTable> = {
   createdAt: 'created_at',
 };
 
-function runSet(set: Partial<RunRecord>): Partial<RunsTable> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(set)) {
-    const col = RUN_COLUMNS[k as keyof RunRecord];
-    if (col) out[col] = v;
-  }
-  return out as Partial<RunsTable>;
-}
 
 function eventFromRow(r: { id: unknown; type: string; agent_id: string | null; data: string; created_at: unknown }): EventRecord {
   return { id: num(r.id), type: r.type as EventName, agentId: r.agent_id, data: JSON.parse(r.data), createdAt: num(r.created_at) };

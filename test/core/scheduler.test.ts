@@ -1,8 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import type { ScheduleSpec } from '../../src/core/scheduler.ts';
+import type { AgentRecord } from '../../src/core/store.ts';
 import { createHarness, failWith, gate } from './harness.ts';
 
 const everySecond = (jobId: string, extra: Partial<ScheduleSpec> = {}): ScheduleSpec => ({ jobId, expression: '* * * * * *', timezone: 'UTC', priority: 2, enabled: true, catchUp: true, ...extra });
+/** Schedules `agent` hourly and runs it once now, its first attempt failing; resolves after the failure. */
+async function failFirstRun(h: Awaited<ReturnType<typeof createHarness>>, agent: AgentRecord, message: string): Promise<void> {
+  h.script(failWith(message));
+  await h.scheduler.setSchedule(agent, hourly(agent.id));
+  const failed = h.waitFor((e) => e.type === 'agent:failed');
+  await h.scheduler.runNow(agent);
+  await failed;
+}
+
 const hourly = (jobId: string, extra: Partial<ScheduleSpec> = {}): ScheduleSpec => ({ jobId, expression: '0 * * * *', timezone: 'UTC', priority: 2, enabled: true, catchUp: true, ...extra });
 
 describe('scheduler', () => {
@@ -124,12 +134,7 @@ describe('scheduler', () => {
 
     it('resets retryCount on success', async () => {
       await using h = await createHarness();
-      const agent = await h.addAgent('a');
-      h.script(failWith('flaky'));
-      await h.scheduler.setSchedule(agent, hourly('a'));
-      const failed = h.waitFor((e) => e.type === 'agent:failed');
-      await h.scheduler.runNow(agent);
-      await failed;
+      await failFirstRun(h, await h.addAgent('a'), 'flaky');
       await h.repo.flush();
       expect((await h.repo.getAgent('a'))!.retryCount).toBe(1);
       const ok = h.waitFor((e) => e.type === 'agent:completed');
@@ -255,12 +260,7 @@ describe('scheduler', () => {
 
     it('drops a pending retry when paused', async () => {
       await using h = await createHarness();
-      const agent = await h.addAgent('a');
-      h.script(failWith('first try fails'));
-      await h.scheduler.setSchedule(agent, hourly('a'));
-      const failed = h.waitFor((e) => e.type === 'agent:failed');
-      await h.scheduler.runNow(agent);
-      await failed;
+      await failFirstRun(h, await h.addAgent('a'), 'first try fails');
       await h.scheduler.pause('a', 'a');
       h.clock.advance(60_000);
       await h.repo.flush();
