@@ -35,6 +35,18 @@ describe('scheduler', () => {
       expect(new Set(ids).size).toBe(ids.length);
     });
 
+    it('keeps running when an event listener throws', async () => {
+      await using h = await createHarness();
+      const agent = await h.addAgent('a');
+      h.scheduler.events.on(() => {
+        throw new Error('a broken subscriber');
+      });
+      const done = h.waitFor((e) => e.type === 'agent:completed');
+      await h.scheduler.runNow(agent);
+      expect((await done).agentId).toBe('a');
+      expect((await h.runs('a'))[0]).toMatchObject({ status: 'completed' });
+    });
+
     it('skips and records a fire that comes while the previous run is still going', async () => {
       await using h = await createHarness();
       const agent = await h.addAgent('a');
