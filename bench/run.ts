@@ -25,7 +25,8 @@ try {
     await run();
   }
   printTable();
-  writeResults(join(import.meta.dirname, quick ? 'results.quick.json' : 'results.json'));
+  // A partial run (--only) prints its rows but leaves results.json to complete runs.
+  if (!only) writeResults(join(import.meta.dirname, quick ? 'results.quick.json' : 'results.json'));
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

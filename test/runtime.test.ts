@@ -56,6 +56,24 @@ describe('runtime (npm start, npm run token)', () => {
     expect(await exited).toBe(0);
   });
 
+  it('creates the folder of a SQLite file that does not exist yet', async () => {
+    using dir = tempDir();
+    const file = join(dir.path, 'not', 'there', 'yet.db');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/runtime/node.ts'], { env: { ...env(dir.path), DATABASE_URL: `file:${file}`, JWT_SECRET: 'a-configured-secret-of-at-least-32-bytes' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const url = await new Promise<string>((resolve, reject) => {
+      child.on('exit', () => reject(new Error('exited before listening')));
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        const m = /"url":"([^"]+)"/.exec(line);
+        if (m) resolve(m[1]!);
+      });
+    });
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect(statSync(file).isFile()).toBe(true);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+
   it('`npm run token` without --sub fails with a usage line', () => {
     using dir = tempDir();
     const r = spawnSync('npm', ['run', '--silent', 'token'], { env: env(dir.path), encoding: 'utf8' });

@@ -1,4 +1,5 @@
 import { main } from './main.ts';
+import { ensureFolder } from './secrets.ts';
 
 declare const Deno: {
   env: { toObject(): Record<string, string> };
@@ -9,8 +10,9 @@ declare const Deno: {
 /** `deno task start`: the same server under Deno 2, with node:sqlite (better-sqlite3 cannot load there). */
 await main({
   env: Deno.env.toObject(),
-  async dialectFor(url) {
+  async openDatabase(url) {
     if (/^postgres(ql)?:\/\//.test(url)) return (await import('../storage/dialects/postgres.ts')).postgresDialect(url);
+    ensureFolder(url);
     return (await import('../storage/dialects/node-sqlite.ts')).nodeSqliteDialect(url);
   },
   onShutdownSignal(fn) {

@@ -7,7 +7,8 @@ import { loadSecrets } from './secrets.ts';
 /** What differs between Node and Deno: the environment, the SQLite driver, signals and exit. */
 export interface RuntimePorts {
   env: Record<string, string | undefined>;
-  dialectFor(url: string): Promise<Dialect>;
+  /** The Kysely dialect for DATABASE_URL (creating a SQLite file's folder if needed). */
+  openDatabase(url: string): Promise<Dialect>;
   onShutdownSignal(fn: (signal: string) => void): void;
   exit(code: number): never;
   print(line: string): void;
@@ -30,7 +31,8 @@ export async function main(ports: RuntimePorts): Promise<void> {
   }
   const logger = createConsoleLogger((line, isError) => (isError ? ports.printError(line) : ports.print(line)));
   const secrets = loadSecrets(config);
-  const app = await createApp({ config, dialect: await ports.dialectFor(config.DATABASE_URL), jwtSecret: secrets.jwtSecret, webhookSecret: secrets.webhookSecret, logger });
+  const dialect = await ports.openDatabase(config.DATABASE_URL);
+  const app = await createApp({ config, dialect, jwtSecret: secrets.jwtSecret, webhookSecret: secrets.webhookSecret, logger });
   const { port, host } = await app.listen();
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   logger.info('agent scheduler listening', { url: base, database: config.DATABASE_URL.startsWith('postgres') ? 'postgres' : config.DATABASE_URL });

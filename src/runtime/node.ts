@@ -1,10 +1,12 @@
 import { main } from './main.ts';
+import { ensureFolder } from './secrets.ts';
 
 /** `npm start`: the server on Node, with better-sqlite3 (or pg for a postgres:// URL). */
 await main({
   env: process.env,
-  async dialectFor(url) {
+  async openDatabase(url) {
     if (/^postgres(ql)?:\/\//.test(url)) return (await import('../storage/dialects/postgres.ts')).postgresDialect(url);
+    ensureFolder(url);
     return (await import('../storage/dialects/better-sqlite3.ts')).betterSqliteDialect(url);
   },
   onShutdownSignal(fn) {

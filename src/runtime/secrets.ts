@@ -10,6 +10,11 @@ export function dataFolder(config: Config): string {
   return resolve('data');
 }
 
+/** Creates the folder of a `file:` database if it is missing (SQLite creates files, not folders). */
+export function ensureFolder(url: string): void {
+  if (url.startsWith('file:')) mkdirSync(dirname(resolve(url.replace(/^file:(\/\/)?/, ''))), { recursive: true });
+}
+
 export interface Secrets {
   jwtSecret: string;
   webhookSecret: string;

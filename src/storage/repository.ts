@@ -1,4 +1,4 @@
-import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
+import { CompiledQuery, type Kysely } from 'kysely';
 import type { AgentStatus, RunStatus, RunTrigger } from '../schemas/common.ts';
 import type { EventName } from '../schemas/events.ts';
 import type { Logger } from '../core/logger.ts';
@@ -296,11 +296,11 @@ type Statements = ReturnType<typeof createStatements>;
 /** Rows per statement so one stays under SQLite's 32,766 bound parameters (and PostgreSQL's 65,535). */
 const rowsPerStatement = (width: number) => Math.max(1, Math.floor(30_000 / width));
 
-async function insertRows(trx: Transaction<Database>, st: Statements, table: string, columns: string[], rows: unknown[][], conflict: string): Promise<void> {
+function insertRows(out: CompiledQuery[], st: Statements, table: string, columns: string[], rows: unknown[][], conflict: string): void {
   const per = Math.min(INSERT_CHUNK, rowsPerStatement(columns.length));
   for (let i = 0; i < rows.length; i += per) {
     const chunk = rows.slice(i, i + per);
-    await trx.executeQuery(CompiledQuery.raw(st.insert(table, columns, chunk.length, conflict), chunk.flat()));
+    out.push(CompiledQuery.raw(st.insert(table, columns, chunk.length, conflict), chunk.flat()));
   }
 }
 
@@ -309,7 +309,7 @@ async function insertRows(trx: Transaction<Database>, st: Statements, table: str
  * (VALUES (key, value, …), …) AS v WHERE t.key = v.column1`, portable between SQLite (≥ 3.33) and
  * PostgreSQL, whose VALUES columns are both named column1, column2, ….
  */
-async function bulkUpdate(trx: Transaction<Database>, st: Statements, table: string, keyColumn: string, rows: { key: string; set: Record<string, unknown> }[]): Promise<void> {
+function bulkUpdate(out: CompiledQuery[], st: Statements, table: string, keyColumn: string, rows: { key: string; set: Record<string, unknown> }[]): void {
   const bySignature = new Map<string, { key: string; set: Record<string, unknown> }[]>();
   for (const row of rows) {
     const cols = Object.keys(row.set).sort().join(',');
@@ -328,14 +328,16 @@ async function bulkUpdate(trx: Transaction<Database>, st: Statements, table: str
         params.push(r.key);
         for (const c of cols) params.push(r.set[c] ?? null);
       }
-      await trx.executeQuery(CompiledQuery.raw(st.update(table, keyColumn, cols, chunk.length), params));
+      out.push(CompiledQuery.raw(st.update(table, keyColumn, cols, chunk.length), params));
     }
   }
 }
 
 const SCHEDULE_UPSERT = `ON CONFLICT ("agent_id") DO UPDATE SET ${SCHEDULE_COLUMNS_LIST.filter((c) => c !== 'agent_id' && c !== 'created_at').map((c) => `"${c}" = excluded."${c}"`).join(', ')}`;
 
-async function apply(trx: Transaction<Database>, st: Statements, batch: WriteOp[]): Promise<void> {
+/** A batch as the statements that write it, in order: compiled here, run by whichever executor the store has. */
+function compileBatch(db: Kysely<Database>, st: Statements, batch: WriteOp[]): CompiledQuery[] {
+  const out: CompiledQuery[] = [];
   const ops = plan(batch);
   for (let i = 0; i < ops.length; ) {
     const kind = ops[i]!.op;
@@ -349,7 +351,7 @@ async function apply(trx: Transaction<Database>, st: Statements, batch: WriteOp[
           const r = runSet((o as Extract<WriteOp, { op: 'run.insert' }>).run) as Record<string, unknown>;
           return RUN_COLUMNS_LIST.map((c) => r[c] ?? null);
         });
-        await insertRows(trx, st, 'runs', RUN_COLUMNS_LIST, rows, 'ON CONFLICT ("dedupe_key") DO NOTHING');
+        insertRows(out, st, 'runs', RUN_COLUMNS_LIST, rows, 'ON CONFLICT ("dedupe_key") DO NOTHING');
         break;
       }
       case 'event.insert': {
@@ -357,7 +359,7 @@ async function apply(trx: Transaction<Database>, st: Statements, batch: WriteOp[
           const e = (o as Extract<WriteOp, { op: 'event.insert' }>).event;
           return [e.id, e.type, e.agentId, JSON.stringify(e.data), e.createdAt];
         });
-        await insertRows(trx, st, 'events', EVENT_COLUMNS_LIST, rows, 'ON CONFLICT ("id") DO NOTHING');
+        insertRows(out, st, 'events', EVENT_COLUMNS_LIST, rows, 'ON CONFLICT ("id") DO NOTHING');
         break;
       }
       case 'schedule.upsert': {
@@ -365,40 +367,45 @@ async function apply(trx: Transaction<Database>, st: Statements, batch: WriteOp[
           const r = scheduleSet((o as Extract<WriteOp, { op: 'schedule.upsert' }>).schedule) as Record<string, unknown>;
           return SCHEDULE_COLUMNS_LIST.map((c) => r[c] ?? null);
         });
-        await insertRows(trx, st, 'schedules', SCHEDULE_COLUMNS_LIST, rows, SCHEDULE_UPSERT);
+        insertRows(out, st, 'schedules', SCHEDULE_COLUMNS_LIST, rows, SCHEDULE_UPSERT);
         break;
       }
       case 'run.update':
-        await bulkUpdate(trx, st, 'runs', 'id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'run.update' }>).id, set: runSet((o as Extract<WriteOp, { op: 'run.update' }>).set) })));
+        bulkUpdate(out, st, 'runs', 'id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'run.update' }>).id, set: runSet((o as Extract<WriteOp, { op: 'run.update' }>).set) })));
         break;
       case 'agent.update':
-        await bulkUpdate(trx, st, 'agents', 'id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'agent.update' }>).id, set: agentSet((o as Extract<WriteOp, { op: 'agent.update' }>).set) })));
+        bulkUpdate(out, st, 'agents', 'id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'agent.update' }>).id, set: agentSet((o as Extract<WriteOp, { op: 'agent.update' }>).set) })));
         break;
       case 'schedule.update':
-        await bulkUpdate(trx, st, 'schedules', 'agent_id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'schedule.update' }>).agentId, set: scheduleSet((o as Extract<WriteOp, { op: 'schedule.update' }>).set) })));
+        bulkUpdate(out, st, 'schedules', 'agent_id', group.map((o) => ({ key: (o as Extract<WriteOp, { op: 'schedule.update' }>).agentId, set: scheduleSet((o as Extract<WriteOp, { op: 'schedule.update' }>).set) })));
         break;
       case 'schedule.delete':
         for (let k = 0; k < group.length; k += INSERT_CHUNK) {
           const ids = group.slice(k, k + INSERT_CHUNK).map((o) => (o as Extract<WriteOp, { op: 'schedule.delete' }>).agentId);
-          await trx.deleteFrom('schedules').where('agent_id', 'in', ids).execute();
+          out.push(db.deleteFrom('schedules').where('agent_id', 'in', ids).compile());
         }
         break;
       case 'runs.trim':
         for (const o of group as Extract<WriteOp, { op: 'runs.trim' }>[]) {
-          await trx
-            .deleteFrom('runs')
-            .where('agent_id', '=', o.agentId)
-            .where('status', 'not in', ['queued', 'running'])
-            .where('id', 'not in', (qb) => qb.selectFrom('runs').select('id').where('agent_id', '=', o.agentId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(o.keep))
-            .execute();
+          out.push(
+            db
+              .deleteFrom('runs')
+              .where('agent_id', '=', o.agentId)
+              .where('status', 'not in', ['queued', 'running'])
+              .where('id', 'not in', (qb) => qb.selectFrom('runs').select('id').where('agent_id', '=', o.agentId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(o.keep))
+              .compile(),
+          );
         }
         break;
       case 'events.trim':
-        for (const o of group as Extract<WriteOp, { op: 'events.trim' }>[]) await trx.deleteFrom('events').where('created_at', '<', o.before).execute();
+        for (const o of group as Extract<WriteOp, { op: 'events.trim' }>[]) out.push(db.deleteFrom('events').where('created_at', '<', o.before).compile());
         break;
     }
   }
+  return out;
 }
+
+
 
 export interface Repository extends SchedulerStore {
   readonly db: Kysely<Database>;
@@ -418,6 +425,10 @@ export interface Repository extends SchedulerStore {
 }
 
 export function createRepository(db: Kysely<Database>, logger: Logger = silentLogger): Repository {
+  const execute = (statements: CompiledQuery[]) =>
+    db.transaction().execute(async (trx) => {
+      for (const q of statements) await trx.executeQuery(q);
+    });
   // `$1` (PostgreSQL) or `?` (SQLite), as the dialect's own compiler writes them.
   const numbered = db.selectFrom('agents').select('id').where('id', '=', 'x').compile().sql.includes('$1');
   const statements = createStatements(numbered ? (n) => `$${n}` : () => '?');
@@ -435,7 +446,7 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
     pending = [];
     // Each transaction blocks the thread while SQLite works; consecutive batches of a burst are separated
     // by a turn of the event loop, so requests and timers get in between.
-    const done = chain.then(() => new Promise<void>((r) => later(r))).then(() => db.transaction().execute((trx) => apply(trx, statements, ops)));
+    const done = chain.then(() => new Promise<void>((r) => later(r))).then(() => execute(compileBatch(db, statements, ops)));
     chain = done.catch((err: unknown) => {
       logger.error('a write batch failed', { ops: ops.length, error: err instanceof Error ? err.message : String(err) });
     });
