@@ -32,6 +32,34 @@ describe('Socket.IO', () => {
     }
   });
 
+  it('checks the token again when a dropped session is recovered', async () => {
+    await using s = await startServer();
+    const sock = connect(s.url, { auth: { token: await s.token() }, transports: ['websocket'], reconnectionDelay: 10, reconnectionDelayMax: 20 });
+    try {
+      await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+      // Receive a broadcast first: it carries the offset a client needs to ask for its session back.
+      await s.call('POST', '/api/agents', { body: { id: 'r', name: 'R', handler: 'demo', config: { steps: 1, stepMs: 0 } } });
+      expect(await ack(sock, 'subscribe-agent-updates', 'r')).toEqual({ success: true });
+      const heard = new Promise<void>((resolve) => sock.once('agent:completed', () => resolve()));
+      await s.call('POST', '/api/agents/r/run');
+      await heard;
+      // The transport drops (not a server-side disconnect), so the client reconnects and asks to recover
+      // its session — now with a token that no longer verifies.
+      sock.auth = { token: 'tampered' };
+      const refused = new Promise<Error>((resolve) => sock.once('connect_error', resolve));
+      for (const client of s.app.io.of('/').sockets.values()) client.conn.close();
+      expect((await refused).message).toBe('Unauthorized');
+      // A refused namespace connection is not retried by the client; with a good token it connects again.
+      sock.auth = { token: await s.token() };
+      const back = new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+      sock.connect();
+      await back;
+      expect(sock.connected).toBe(true);
+    } finally {
+      sock.close();
+    }
+  });
+
   it('sends the seed events with the seed fields to agent subscribers', async () => {
     await using s = await startServer({ env: { RETRY_BASE_DELAY_MS: '50' } });
     await s.call('POST', '/api/agents', { body: { id: 'agent-123', name: 'Demo', handler: 'demo', config: { steps: 2, stepMs: 0, failTimes: 1 } } });
