@@ -178,6 +178,30 @@ describe('tRPC', () => {
     }
   });
 
+  it('events.scheduler starts with the current figures, then sends each change', async () => {
+    await using s = await startServer();
+    const c = client(s, await s.token());
+    try {
+      const got: { stats: { scheduledTasksCount: number } }[] = [];
+      const changed = deferred();
+      const sub = c.events.scheduler.subscribe(undefined, {
+        onData: (e) => {
+          if (e.data.type !== 'scheduler:status') return;
+          got.push(e.data.data);
+          if (e.data.data.stats.scheduledTasksCount === 1) changed.resolve();
+        },
+      });
+      await c.agents.create.mutate({ id: 'a', name: 'A', handler: 'demo' });
+      await c.schedule.set.mutate({ agentId: 'a', cronExpression: '@yearly' });
+      await changed.promise;
+      sub.unsubscribe();
+      expect(got[0]!.stats).toMatchObject({ isRunning: true, scheduledTasksCount: 0, maxConcurrentAgents: 5 });
+      expect(got.at(-1)!.stats.scheduledTasksCount).toBe(1);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('refuses WebSocket messages over 1 MiB', async () => {
     await using s = await startServer();
     const ws = new WebSocket(`${s.url.replace('http', 'ws')}/trpc`);

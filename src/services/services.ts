@@ -144,6 +144,8 @@ export function createServices({ repo, scheduler, handlers, now = Date.now }: Se
 
     scheduler: {
       status: () => scheduler.stats(),
+      /** The figures now, numbered with the last event id, so a stream that starts with them resumes after it. */
+      snapshot: () => ({ id: scheduler.lastEventId(), type: 'scheduler:status' as const, agentId: null, data: { stats: scheduler.stats(), timestamp: new Date().toISOString() } }),
       async paused(p: Principal) {
         const jobs = scheduler.pausedJobs();
         if (p.admin) return jobs;

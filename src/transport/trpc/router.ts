@@ -81,9 +81,15 @@ export const appRouter = t.router({
       }
       yield* subscribe(ctx, input.agentId, input.lastEventId, signal);
     }),
-    /** Scheduler-wide figures (`scheduler:status`). */
+    /** Scheduler-wide figures (`scheduler:status`): the current ones first (as Socket.IO does), then every change. */
     scheduler: authed.input(z.object({ lastEventId }).optional()).subscription(async function* ({ ctx, input, signal }) {
-      yield* subscribe(ctx, null, input?.lastEventId, signal);
+      let after = input?.lastEventId;
+      if (after == null) {
+        const now = ctx.services.scheduler.snapshot();
+        after = now.id;
+        yield tracked(String(now.id), now);
+      }
+      yield* subscribe(ctx, null, after, signal);
     }),
   }),
 });
