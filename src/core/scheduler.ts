@@ -75,6 +75,7 @@ type Timed = TimedItem & { seq: number };
 const TRIM_EVERY = 64;
 /** The most missed fires counted one by one when recording what a restart missed. */
 const MISSED_COUNT_LIMIT = 10_000;
+const COMPLETED = Object.freeze({ ok: true as const });
 /** Longest stretch a burst of due fires holds the event loop before yielding. */
 const TICK_SLICE_MS = 5;
 /** How often expired events are deleted. */
@@ -403,28 +404,33 @@ export function createScheduler(options: SchedulerOptions) {
 
       const timeoutMs = agent.timeoutMs ?? defaultTimeoutMs;
       const timeout = clock.setTimer(() => controller.abort(new RunAbort('timeout', `timed out after ${timeoutMs} ms`)), timeoutMs);
-      // Racing the handler against its signal frees the slot when the signal fires, even if the handler ignores it.
-      const aborted = new Promise<{ ok: false; err: unknown }>((resolve) => {
-        if (controller.signal.aborted) resolve({ ok: false, err: controller.signal.reason });
-        controller.signal.addEventListener('abort', () => resolve({ ok: false, err: controller.signal.reason }), { once: true });
+      // One promise settles on whichever comes first, the handler or its signal: an abort frees the slot
+      // even if the handler ignores it.
+      const signal = controller.signal;
+      const outcome = await new Promise<{ ok: true } | { ok: false; err: unknown }>((resolve) => {
+        if (signal.aborted) return resolve({ ok: false, err: signal.reason });
+        signal.addEventListener('abort', () => resolve({ ok: false, err: signal.reason }), { once: true });
+        let running: Promise<void>;
+        try {
+          running = handler.run({
+            agentId: agent.id,
+            jobId: run.jobId,
+            runId: run.id,
+            attempt: run.attempt,
+            scheduledAt: run.scheduledAt,
+            config: agent.config,
+            signal,
+            progress: (update) => progress(active, update),
+            log,
+          });
+        } catch (err) {
+          return resolve({ ok: false, err });
+        }
+        Promise.resolve(running).then(
+          () => resolve(COMPLETED),
+          (err: unknown) => resolve({ ok: false, err }),
+        );
       });
-      const work = (async () => {
-        await handler.run({
-          agentId: agent.id,
-          jobId: run.jobId,
-          runId: run.id,
-          attempt: run.attempt,
-          scheduledAt: run.scheduledAt,
-          config: agent.config,
-          signal: controller.signal,
-          progress: (update) => progress(active, update),
-          log,
-        });
-      })().then(
-        () => ({ ok: true as const }),
-        (err: unknown) => ({ ok: false as const, err }),
-      );
-      const outcome = await Promise.race([work, aborted]);
       timeout.cancel();
       if (outcome.ok && !controller.signal.aborted) finish(active, agent, { kind: 'completed' });
       else {
@@ -477,8 +483,8 @@ export function createScheduler(options: SchedulerOptions) {
     const base = { agentId: agent.id, jobId: run.jobId, runId: run.id, timestamp: iso(now)! };
 
     if (outcome.kind === 'completed') {
-      updateAgent(agent, { lastRunAt: wasRunning ? run.startedAt : agent.lastRunAt, lastError: null, retryCount: 0, backoffUntil: null });
-      updateAgent(agent, { status: restingStatus(agent) });
+      Object.assign(agent, { lastRunAt: wasRunning ? run.startedAt : agent.lastRunAt, lastError: null, retryCount: 0, backoffUntil: null });
+      updateAgent(agent, { lastRunAt: agent.lastRunAt, lastError: null, retryCount: 0, backoffUntil: null, status: restingStatus(agent) });
       emit('agent:completed', agent.id, { ...base, attempt: run.attempt, status: 'completed', duration: run.durationMs ?? 0 });
       return;
     }
