@@ -33,6 +33,8 @@ export interface Harness extends AsyncDisposable {
   /** Resolves with the first matching event, already seen or still to come. */
   eventually(pred: (e: StoredEvent) => boolean): Promise<StoredEvent>;
   runs(agentId: string): Promise<RunRecord[]>;
+  /** Runs `agent` now with a handler that holds until released; resolves once the handler has started. */
+  holdRun(agent: AgentRecord, honour?: boolean): Promise<{ run: RunRecord; gate: ReturnType<typeof gate> }>;
 }
 
 export const at = (iso: string) => Date.parse(iso);
@@ -93,6 +95,13 @@ export async function createHarness(options: Partial<SchedulerOptions> & { start
     eventually(pred) {
       const seen = events.find(pred);
       return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.add({ pred, resolve }));
+    },
+    async holdRun(agent, honour = true) {
+      const g = gate(honour);
+      queue.push(g.step);
+      const run = await scheduler.runNow(agent);
+      await g.started;
+      return { run, gate: g };
     },
     async runs(agentId) {
       await repo.flush();

@@ -161,10 +161,7 @@ describe('scheduler', () => {
     it('aborts a run after its timeout, fails it and retries it', async () => {
       await using h = await createHarness({ timeoutMs: 5000 });
       const agent = await h.addAgent('a');
-      const g = gate();
-      h.script(g.step);
-      await h.scheduler.runNow(agent);
-      await g.started;
+      await h.holdRun(agent);
       h.clock.advance(4999);
       expect(h.calls[0]!.signal.aborted).toBe(false);
       const failed = h.waitFor((e) => e.type === 'agent:failed');
@@ -177,10 +174,7 @@ describe('scheduler', () => {
       await using h = await createHarness({ maxConcurrent: 1, timeoutMs: 60_000 });
       const stubborn = await h.addAgent('stubborn', { timeoutMs: 100, maxRetries: 0 });
       const other = await h.addAgent('other');
-      const g = gate(false); // never looks at ctx.signal
-      h.script(g.step);
-      await h.scheduler.runNow(stubborn);
-      await g.started;
+      const { gate: g } = await h.holdRun(stubborn, false); // never looks at ctx.signal
       await h.scheduler.runNow(other);
       expect(h.scheduler.stats()).toMatchObject({ runningAgentsCount: 1, queuedTasksCount: 1 });
       const otherDone = h.waitFor((e) => e.type === 'agent:completed' && e.agentId === 'other');
@@ -195,10 +189,7 @@ describe('scheduler', () => {
     it('cancels a running run: its signal fires, status cancelled, no retry', async () => {
       await using h = await createHarness();
       const agent = await h.addAgent('a');
-      const g = gate();
-      h.script(g.step);
-      const run = await h.scheduler.runNow(agent);
-      await g.started;
+      const { run } = await h.holdRun(agent);
       expect(await h.scheduler.cancel(run.id)).toBe(true);
       expect(h.calls[0]!.signal.aborted).toBe(true);
       const [stored] = await h.runs('a');
@@ -214,10 +205,7 @@ describe('scheduler', () => {
       await using h = await createHarness({ maxConcurrent: 1 });
       const a = await h.addAgent('a');
       const b = await h.addAgent('b');
-      const g = gate();
-      h.script(g.step);
-      await h.scheduler.runNow(a);
-      await g.started;
+      const { gate: g } = await h.holdRun(a);
       const queued = await h.scheduler.runNow(b);
       expect(await h.scheduler.cancel(queued.id)).toBe(true);
       g.release();
@@ -235,10 +223,7 @@ describe('scheduler', () => {
       await expect(h.scheduler.pause('a', 'wrong')).rejects.toMatchObject({ code: 'NOT_FOUND' });
       await expect(h.scheduler.resume('a', 'wrong')).rejects.toMatchObject({ code: 'NOT_FOUND' });
       await expect(h.scheduler.pause('nobody', 'job-1')).rejects.toMatchObject({ code: 'NOT_FOUND' });
-      const g = gate();
-      h.script(g.step);
-      await h.scheduler.runNow(agent);
-      await g.started;
+      const { gate: g } = await h.holdRun(agent);
       await expect(h.scheduler.pause('a', 'job-1')).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringMatching(/while it is running/) });
       g.release();
       await h.waitFor((e) => e.type === 'agent:completed');
@@ -331,10 +316,7 @@ describe('scheduler', () => {
     it('stops taking runs on stop, lets a running one finish within the grace period', async () => {
       await using h = await createHarness();
       const a = await h.addAgent('a');
-      const g = gate();
-      h.script(g.step);
-      await h.scheduler.runNow(a);
-      await g.started;
+      const { gate: g } = await h.holdRun(a);
       const stopping = h.scheduler.stop(10_000);
       expect(h.scheduler.stats().isRunning).toBe(false);
       await expect(h.scheduler.runNow(a)).rejects.toMatchObject({ code: 'CONFLICT' });
@@ -346,10 +328,7 @@ describe('scheduler', () => {
     it('aborts runs still going after the grace period as interrupted, with their retry stored', async () => {
       await using h = await createHarness();
       const a = await h.addAgent('a');
-      const g = gate();
-      h.script(g.step);
-      await h.scheduler.runNow(a);
-      await g.started;
+      await h.holdRun(a);
       const stopping = h.scheduler.stop(10_000);
       h.clock.advance(10_000);
       await stopping;
