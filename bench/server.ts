@@ -1,7 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
-import type { AddressInfo } from 'node:net';
 
 /** Starts `npm start`'s entry in its own process (so load generators do not share its CPU). */
 export async function startServerProcess(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
@@ -33,4 +31,3 @@ require('node:http').createServer((req, res) => { res.writeHead(200, { 'content-
   return { url, stop: () => new Promise<void>((r) => { child.once('exit', () => r()); child.kill('SIGTERM'); }) };
 }
 
-export { createServer, type AddressInfo };

@@ -24,6 +24,8 @@ export interface SchedulerClientOptions {
 export type SchedulerClient = TRPCClient<AppRouter> & {
   /** Closes the WebSocket (subscriptions end). */
   close(): Promise<void>;
+  /** `await using client = createSchedulerClient(…)` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void>;
 };
 
 export type { AppRouter };
@@ -65,5 +67,7 @@ export function createSchedulerClient(options: SchedulerClientOptions): Schedule
     await wsClient?.close();
   };
   // tRPC's client is a proxy that reads every property as a procedure path: `close` is added in front of it.
-  return new Proxy(client, { get: (target, prop, receiver) => (prop === 'close' ? close : Reflect.get(target, prop, receiver)) }) as SchedulerClient;
+  return new Proxy(client, {
+    get: (target, prop, receiver) => (prop === 'close' || prop === Symbol.asyncDispose ? close : Reflect.get(target, prop, receiver)),
+  }) as SchedulerClient;
 }

@@ -46,6 +46,8 @@ describe('config', () => {
     ['RETRY_MAX_DELAY_MS', 'x', /RETRY_MAX_DELAY_MS/],
     ['AGENT_TIMEOUT_MS', '0', /AGENT_TIMEOUT_MS/],
     ['WEBHOOK_ALLOWED_HOSTS', ' , ', /WEBHOOK_ALLOWED_HOSTS: expected a comma-separated list/],
+    ['EVENT_RETENTION_MS', '60000', /EVENT_RETENTION_MS: expected a whole number from 3600000/],
+    ['RUN_HISTORY_LIMIT', '0', /RUN_HISTORY_LIMIT: expected a whole number from 1/],
   ];
   it.each(invalid)('rejects %s=%j naming the variable, the expectation and the value', (name, value, message) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);

@@ -148,7 +148,7 @@ describe('Socket.IO', () => {
     await using s = await startServer();
     await s.call('POST', '/api/agents', { body: { id: 'demo', name: 'Demo', handler: 'demo', config: { steps: 2, stepMs: 0 } } });
     const sock = await socket(s, await s.token());
-    const c = createSchedulerClient({ url: s.url, token: await s.token(), WebSocket: WebSocket as unknown as typeof globalThis.WebSocket });
+    await using c = createSchedulerClient({ url: s.url, token: await s.token(), WebSocket: WebSocket as unknown as typeof globalThis.WebSocket });
     try {
       const viaSocket = record(sock);
       await ack(sock, 'subscribe-agent-updates', 'demo');
@@ -171,7 +171,6 @@ describe('Socket.IO', () => {
       expect(viaTrpc).toEqual(viaSocket);
     } finally {
       sock.close();
-      await c.close();
     }
   });
 });

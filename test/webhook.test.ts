@@ -64,9 +64,7 @@ describe('webhook handler', () => {
       res.end('{"progress":100}');
     });
     const agent = await h.addAgent('hook', { handler: 'webhook', config: { url: rx.url } });
-    const done = h.waitFor((e) => e.type === 'agent:completed');
-    await h.scheduler.runNow(agent);
-    await done;
+    await h.runUntil(agent, 'agent:completed');
     const progress = h.events.filter((e) => e.type === 'agent:progress').map((e) => e.data);
     expect(progress).toMatchObject([
       { progress: 25, message: 'fetching', currentStep: '1', totalSteps: 4 },
@@ -83,9 +81,7 @@ describe('webhook handler', () => {
       res.end('{"progress":10}\n{"error":"model overloaded"}\n');
     });
     const agent = await h.addAgent('hook', { handler: 'webhook', config: { url: rx.url }, maxRetries: 0 });
-    const failed = h.waitFor((e) => e.type === 'agent:failed');
-    await h.scheduler.runNow(agent);
-    expect((await failed).data).toMatchObject({ error: 'model overloaded' });
+    expect((await h.runUntil(agent, 'agent:failed')).data).toMatchObject({ error: 'model overloaded' });
   });
 
   it('retries a 500 answer, then completes', async () => {
@@ -96,9 +92,7 @@ describe('webhook handler', () => {
       res.end('down');
     });
     const agent = await h.addAgent('hook', { handler: 'webhook', config: { url: rx.url } });
-    const failed = h.waitFor((e) => e.type === 'agent:failed');
-    await h.scheduler.runNow(agent);
-    expect((await failed).data).toMatchObject({ error: 'webhook answered 500 Internal Server Error', willRetry: true, attempt: 1 });
+    expect((await h.runUntil(agent, 'agent:failed')).data).toMatchObject({ error: 'webhook answered 500 Internal Server Error', willRetry: true, attempt: 1 });
     const done = h.waitFor((e) => e.type === 'agent:completed');
     h.clock.advance(1000);
     expect((await done).data).toMatchObject({ attempt: 2 });
@@ -110,9 +104,7 @@ describe('webhook handler', () => {
     await using h = await setup();
     rx.respond(() => {}); // hold the request open
     const agent = await h.addAgent('hook', { handler: 'webhook', config: { url: rx.url, timeoutMs: 100 }, maxRetries: 0 });
-    const failed = h.waitFor((e) => e.type === 'agent:failed');
-    await h.scheduler.runNow(agent);
-    expect((await failed).data).toMatchObject({ error: 'webhook timed out after 100 ms' });
+    expect((await h.runUntil(agent, 'agent:failed')).data).toMatchObject({ error: 'webhook timed out after 100 ms' });
   });
 
   it('names the cause of a network error', async () => {
@@ -122,18 +114,14 @@ describe('webhook handler', () => {
     await new Promise<void>((r) => closed.close(() => r()));
     await using h = await setup();
     const agent = await h.addAgent('hook', { handler: 'webhook', config: { url: `http://127.0.0.1:${port}/hook` }, maxRetries: 0 });
-    const failed = h.waitFor((e) => e.type === 'agent:failed');
-    await h.scheduler.runNow(agent);
-    expect((await failed).data).toMatchObject({ error: expect.stringMatching(/^webhook request failed: .*ECONNREFUSED/) });
+    expect((await h.runUntil(agent, 'agent:failed')).data).toMatchObject({ error: expect.stringMatching(/^webhook request failed: .*ECONNREFUSED/) });
   });
 
   it('re-checks the allowed hosts at run time', async () => {
     await using rx = await receiver();
     await using h = await setup(['localhost']);
     const agent = await h.addAgent('hook', { handler: 'webhook', config: { url: rx.url }, maxRetries: 0 });
-    const failed = h.waitFor((e) => e.type === 'agent:failed');
-    await h.scheduler.runNow(agent);
-    expect((await failed).data).toMatchObject({ error: 'config.url: host "127.0.0.1" is not in WEBHOOK_ALLOWED_HOSTS' });
+    expect((await h.runUntil(agent, 'agent:failed')).data).toMatchObject({ error: 'config.url: host "127.0.0.1" is not in WEBHOOK_ALLOWED_HOSTS' });
     expect(rx.requests).toHaveLength(0);
   });
 });

@@ -33,6 +33,8 @@ export interface Harness extends AsyncDisposable {
   /** Resolves with the first matching event, already seen or still to come. */
   eventually(pred: (e: StoredEvent) => boolean): Promise<StoredEvent>;
   runs(agentId: string): Promise<RunRecord[]>;
+  /** Runs `agent` now and resolves with the first event of `type` that follows (for that agent). */
+  runUntil(agent: AgentRecord, type: StoredEvent['type']): Promise<StoredEvent>;
   /** Runs `agent` now with a handler that holds until released; resolves once the handler has started. */
   holdRun(agent: AgentRecord, honour?: boolean): Promise<{ run: RunRecord; gate: ReturnType<typeof gate> }>;
 }
@@ -95,6 +97,11 @@ export async function createHarness(options: Partial<SchedulerOptions> & { start
     eventually(pred) {
       const seen = events.find(pred);
       return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.add({ pred, resolve }));
+    },
+    async runUntil(agent, type) {
+      const seen = new Promise<StoredEvent>((resolve) => waiters.add({ pred: (e) => e.type === type && e.agentId === agent.id, resolve }));
+      await scheduler.runNow(agent);
+      return seen;
     },
     async holdRun(agent, honour = true) {
       const g = gate(honour);

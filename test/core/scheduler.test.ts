@@ -8,9 +8,7 @@ const everySecond = (jobId: string, extra: Partial<ScheduleSpec> = {}): Schedule
 async function failFirstRun(h: Awaited<ReturnType<typeof createHarness>>, agent: AgentRecord, message: string): Promise<void> {
   h.script(failWith(message));
   await h.scheduler.setSchedule(agent, hourly(agent.id));
-  const failed = h.waitFor((e) => e.type === 'agent:failed');
-  await h.scheduler.runNow(agent);
-  await failed;
+  await h.runUntil(agent, 'agent:failed');
 }
 
 const hourly = (jobId: string, extra: Partial<ScheduleSpec> = {}): ScheduleSpec => ({ jobId, expression: '0 * * * *', timezone: 'UTC', priority: 2, enabled: true, catchUp: true, ...extra });
@@ -41,9 +39,7 @@ describe('scheduler', () => {
       h.scheduler.events.on(() => {
         throw new Error('a broken subscriber');
       });
-      const done = h.waitFor((e) => e.type === 'agent:completed');
-      await h.scheduler.runNow(agent);
-      expect((await done).agentId).toBe('a');
+      expect((await h.runUntil(agent, 'agent:completed')).agentId).toBe('a');
       expect((await h.runs('a'))[0]).toMatchObject({ status: 'completed' });
     });
 
@@ -84,9 +80,7 @@ describe('scheduler', () => {
       await using h = await createHarness({ runHistoryLimit: 10 });
       const agent = await h.addAgent('a');
       for (let i = 0; i < 70; i++) {
-        const done = h.waitFor((e) => e.type === 'agent:completed');
-        await h.scheduler.runNow(agent);
-        await done;
+        await h.runUntil(agent, 'agent:completed');
       }
       expect((await h.runs('a')).length).toBeLessThanOrEqual(10 + 64);
       expect((await h.runs('a')).length).toBeLessThan(70);
