@@ -2,8 +2,13 @@ import tseslint from 'typescript-eslint';
 
 // Runtime at the rim (STYLE.md): only runtime/ and storage/dialects/ may touch runtime-specific modules,
 // and core/ depends on nothing but schemas/ and its two libraries (croner, p-queue).
+// Ports, not the repository: services/ and transport/ see storage only through core/store.ts, and
+// transport/ reaches the scheduler and its event bus only through services/ (README "Architecture").
 const nodeBuiltins = ['node:*', 'fs', 'path', 'http', 'net', 'os', 'crypto', 'child_process', 'process', 'worker_threads'];
 const drivers = ['better-sqlite3', 'pg', 'kysely', 'ws', 'socket.io', '@trpc/*', 'jose'];
+const noStorage = { regex: '(^|/)storage/', message: 'Depend on the Store port (core/store.ts); app.ts wires the repository in.' };
+const noOuterLayers = { regex: '(^|/)(runtime|transport)/|(^|/)app\\.ts$', message: 'services/ sit under the transports: they import neither transport/, runtime/ nor app.ts.' };
+const viaServices = { regex: '(^|/)core/(events|scheduler)\\.ts$', message: 'transport/ watches and commands through services/ (services/events.ts, services/services.ts), not the scheduler or its bus.' };
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'data/**', 'bench/results*.json'] },
@@ -30,12 +35,40 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/schemas/**/*.ts', 'src/services/**/*.ts', 'src/handlers/**/*.ts', 'src/storage/repository.ts', 'src/storage/migrations.ts', 'src/storage/schema.ts'],
+    files: ['src/schemas/**/*.ts', 'src/handlers/**/*.ts', 'src/storage/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
           { group: nodeBuiltins, message: 'Only runtime/, transport/ and storage/dialects/ touch runtime modules.' },
           { group: ['better-sqlite3', 'pg'], message: 'Drivers live in storage/dialects/.' },
+        ],
+      }],
+      'no-restricted-globals': ['error', { name: 'process', message: 'Only runtime/ reads process.' }, { name: 'Deno', message: 'Only runtime/ touches Deno.' }],
+    },
+  },
+  {
+    files: ['src/services/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: nodeBuiltins, message: 'Only runtime/, transport/ and storage/dialects/ touch runtime modules.' },
+          { group: ['better-sqlite3', 'pg', 'kysely'], message: 'Drivers live in storage/dialects/.' },
+          noStorage,
+          noOuterLayers,
+        ],
+      }],
+      'no-restricted-globals': ['error', { name: 'process', message: 'Only runtime/ reads process.' }, { name: 'Deno', message: 'Only runtime/ touches Deno.' }],
+    },
+  },
+  {
+    files: ['src/transport/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['better-sqlite3', 'pg', 'kysely'], message: 'Drivers live in storage/dialects/.' },
+          noStorage,
+          viaServices,
+          { regex: '(^|/)runtime/|(^|/)app\\.ts$', message: 'transport/ is built by app.ts; it imports neither app.ts nor runtime/.' },
         ],
       }],
       'no-restricted-globals': ['error', { name: 'process', message: 'Only runtime/ reads process.' }, { name: 'Deno', message: 'Only runtime/ touches Deno.' }],

@@ -41,6 +41,7 @@ export function createSchedulerClient(options: SchedulerClientOptions): Schedule
       url: `${base.replace(/^http/, 'ws')}/trpc`,
       WebSocket: WebSocketImpl,
       connectionParams: async () => ({ token: await token() }),
+      // An idle socket stays open 10 s, so unsubscribing and subscribing again reuses it.
       lazy: { enabled: true, closeMs: 10_000 },
       retryDelayMs: options.retryDelayMs ?? ((n) => Math.min(250 * 2 ** n, 10_000)),
     });

@@ -1,6 +1,7 @@
 import { Kysely, type Dialect } from 'kysely';
 import type { Config } from './config.ts';
 import type { Clock } from './core/clock.ts';
+import { SHUTDOWN_GRACE_MS } from './core/limits.ts';
 import { createHandlerRegistry, type HandlerDefinition, type HandlerRegistry } from './core/handlers.ts';
 import { silentLogger, type Logger } from './core/logger.ts';
 import { createScheduler } from './core/scheduler.ts';
@@ -19,6 +20,8 @@ import { createTrpcTransport } from './transport/trpc/adapter.ts';
 /**
  * The composition root: builds everything from a config and a database dialect, and disposes
  * everything in reverse. Runtime entries (Node, Deno) and tests all start the server through here.
+ * It is the one place that knows the concrete pieces: the repository is handed to the scheduler and
+ * the services as the `Store` port, and the transports see only the services.
  */
 export interface AppOptions {
   config: Config;
@@ -66,8 +69,8 @@ export async function createApp(options: AppOptions) {
   });
   await scheduler.start();
 
-  const services = createServices({ repo, scheduler, handlers, now: options.clock ? () => options.clock!.now() : Date.now });
-  const trpc = createTrpcTransport({ auth, services, repo, bus: scheduler.events });
+  const services = createServices({ store: repo, scheduler, handlers, now: options.clock ? () => options.clock!.now() : Date.now });
+  const trpc = createTrpcTransport({ auth, services });
   const http = createHttpServer({
     rest: createRestHandler({ services, auth, logger }),
     logger,
@@ -75,10 +78,11 @@ export async function createApp(options: AppOptions) {
     upgrades: [{ prefix: '/trpc', handle: trpc.upgrade }],
     foreignUpgrades: ['/socket.io'],
   });
-  const socketio = attachSocketIo(http.server, { auth, services, bus: scheduler.events, logger });
+  const socketio = attachSocketIo(http.server, { auth, services, logger });
 
   let closed: Promise<void> | undefined;
-  async function close(graceMs = 10_000): Promise<void> {
+  /** Stops everything; requests and runs in flight get `graceMs` to finish. */
+  async function close(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
     closed ??= (async () => {
       // Live connections first (they would hold the HTTP server open), then in-flight requests, runs, the database.
       await socketio.close();

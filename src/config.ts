@@ -1,7 +1,9 @@
 import { z } from 'zod';
+import { MAX_CONCURRENCY, MIN_EVENT_RETENTION_MS, MIN_SECRET_BYTES, SCHEDULER_DEFAULTS as D } from './core/limits.ts';
 
 /**
- * The server's configuration: CONTRACT §1, one variable a field.
+ * The server's configuration, one environment variable a field (the README's "Configuration" table).
+ * Defaults and bounds come from `core/limits.ts`, where every limit is declared once.
  * `loadConfig` takes the environment as a plain record so that tests (and Deno) pass their own;
  * only `runtime/` hands it `process.env`.
  */
@@ -19,10 +21,13 @@ const hostList = z
   .transform((s) => s.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
   .pipe(z.array(z.string()).min(1, { error: 'expected a comma-separated list of at least one host' }));
 
+/** `postgres://…` or `postgresql://…`: the one test for "this database is PostgreSQL", used wherever a driver is picked. */
+export const isPostgresUrl = (url: string): boolean => /^postgres(ql)?:\/\//.test(url);
+
 const databaseUrl = z
   .string()
   .trim()
-  .refine((s) => s === ':memory:' || s.startsWith('file:') || /^postgres(ql)?:\/\//.test(s), {
+  .refine((s) => s === ':memory:' || s.startsWith('file:') || isPostgresUrl(s), {
     error: 'expected file:PATH, :memory: or postgres://…',
   });
 
@@ -32,21 +37,21 @@ const envSchema = z.object({
   DATABASE_URL: databaseUrl.default('file:./data/scheduler.db'),
   JWT_SECRET: z
     .string()
-    .refine((s) => new TextEncoder().encode(s).length >= 32, { error: 'expected at least 32 bytes' })
+    .refine((s) => new TextEncoder().encode(s).length >= MIN_SECRET_BYTES, { error: `expected at least ${MIN_SECRET_BYTES} bytes` })
     .optional(),
   JWT_ISSUER: z.string().min(1).optional(),
   JWT_AUDIENCE: z.string().min(1).optional(),
-  MAX_CONCURRENT_AGENTS: intFrom(1, 10_000).default(5),
-  MAX_RETRIES: intFrom(0, 100).default(3),
-  RETRY_BASE_DELAY_MS: intFrom(1).default(1000),
-  RETRY_MAX_DELAY_MS: intFrom(1).default(300_000),
-  AGENT_TIMEOUT_MS: intFrom(1).default(900_000),
+  MAX_CONCURRENT_AGENTS: intFrom(1, MAX_CONCURRENCY).default(D.MAX_CONCURRENT_AGENTS),
+  MAX_RETRIES: intFrom(0, 100).default(D.MAX_RETRIES),
+  RETRY_BASE_DELAY_MS: intFrom(1).default(D.RETRY_BASE_DELAY_MS),
+  RETRY_MAX_DELAY_MS: intFrom(1).default(D.RETRY_MAX_DELAY_MS),
+  AGENT_TIMEOUT_MS: intFrom(1).default(D.AGENT_TIMEOUT_MS),
   WEBHOOK_ALLOWED_HOSTS: hostList.default(['localhost', '127.0.0.1', '::1']),
   WEBHOOK_SIGNING_SECRET: z.string().min(1).optional(),
-  /** Runs kept per agent; older ones are trimmed. Not in the contract: our choice, documented in the README. */
-  RUN_HISTORY_LIMIT: intFrom(1).default(1000),
-  /** How long stored events are kept for stream resume; the contract asks for at least one hour. */
-  EVENT_RETENTION_MS: intFrom(3_600_000).default(24 * 3_600_000),
+  /** Runs kept per agent; older ones are trimmed. */
+  RUN_HISTORY_LIMIT: intFrom(1).default(D.RUN_HISTORY_LIMIT),
+  /** How long stored events are kept for stream resume; never under an hour, so a client can resume after a short outage. */
+  EVENT_RETENTION_MS: intFrom(MIN_EVENT_RETENTION_MS).default(D.EVENT_RETENTION_MS),
 });
 
 export type Config = Readonly<z.output<typeof envSchema>>;

@@ -69,17 +69,24 @@ class PriorityBuckets implements Queue<RunFunction, QueueAddOptions> {
 export interface Executor {
   /** Queues `task` at `priority` (1–4); it starts when a slot is free, highest priority first, then oldest. */
   add(task: () => Promise<void>, priority: number): void;
+  /** Starts no further task; those already started go on. */
   pause(): void;
+  /**
+   * The queue's own counts of tasks started and not yet settled, and of tasks not yet started. They
+   * are not the scheduler's figures: a run dropped while queued stays here until its turn (active-runs.ts).
+   */
   readonly running: number;
   readonly waiting: number;
 }
+
+/** Tasks handle their own errors; this only keeps a bug from becoming an unhandled rejection. One function for every task. */
+const ignore = () => {};
 
 export function createExecutor(options: { concurrency: number }): Executor {
   const queue = new PQueue({ concurrency: options.concurrency, queueClass: PriorityBuckets });
   return {
     add(task, priority) {
-      // Tasks handle their own errors; the catch only keeps a bug from becoming an unhandled rejection.
-      queue.add(task, { priority }).catch(() => {});
+      queue.add(task, { priority }).catch(ignore);
     },
     pause: () => queue.pause(),
     get running() {

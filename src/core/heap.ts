@@ -1,10 +1,11 @@
 /**
  * A binary min-heap ordered by `at`, then by insertion order (so coincident items pop oldest first).
- * The scheduler keeps one of these for every timed thing (next fires, pending retries) and arms a
- * single platform timer for its head: a live croner job per schedule costs ~83 KB, a heap entry ~100 B.
+ * The scheduler's timeline keeps one of these for every timed thing (next fires, pending retries) and
+ * arms a single platform timer for its head: a live croner job per schedule costs ~83 KB, an entry ~100 B.
  */
 export interface HeapItem {
   at: number;
+  /** Insertion order: breaks ties between items due at the same instant. */
   seq: number;
 }
 
@@ -21,42 +22,39 @@ export class MinHeap<T extends HeapItem> {
 
   push(item: T): void {
     const a = this.#items;
+    // Sift up by moving parents down into the hole, then placing the item once: one write per level.
+    let i = a.length;
     a.push(item);
-    let i = a.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!less(a[i]!, a[parent]!)) break;
-      [a[i], a[parent]] = [a[parent]!, a[i]!];
+      const p = a[parent]!;
+      if (!less(item, p)) break;
+      a[i] = p;
       i = parent;
     }
+    a[i] = item;
   }
 
   pop(): T | undefined {
     const a = this.#items;
     const top = a[0];
     const last = a.pop();
-    if (a.length > 0 && last !== undefined) {
-      a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && less(a[l]!, a[m]!)) m = l;
-        if (r < a.length && less(a[r]!, a[m]!)) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m]!, a[i]!];
-        i = m;
-      }
+    const n = a.length;
+    if (n === 0 || last === undefined) return top;
+    // Sift the last item down from the root the same way: children move up into the hole.
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && less(a[r]!, a[l]!) ? r : l;
+      const child = a[c]!;
+      if (!less(child, last)) break;
+      a[i] = child;
+      i = c;
     }
+    a[i] = last;
     return top;
-  }
-
-  /** Drops every item failing `keep` and restores the heap in O(n). */
-  retain(keep: (item: T) => boolean): void {
-    const kept = this.#items.filter(keep);
-    this.#items = [];
-    for (const item of kept.sort((x, y) => (less(x, y) ? -1 : 1))) this.#items.push(item);
   }
 }
 

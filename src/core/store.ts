@@ -2,8 +2,11 @@ import type { AgentStatus, RunStatus, RunTrigger } from '../schemas/common.ts';
 import type { EventName } from '../schemas/events.ts';
 
 /**
- * The port the scheduler needs from storage; `storage/repository.ts` implements it over Kysely, and
- * tests may implement it in memory. Times are milliseconds since the epoch.
+ * The ports storage implements: `SchedulerStore` is what the scheduler needs, `Store` adds what the
+ * services read and write. `storage/repository.ts` implements them over Kysely (SQLite, PostgreSQL) and
+ * `storage/memory.ts` in memory; one contract suite (test/storage.test.ts) holds all of them to the same
+ * behaviour. services/ and transport/ see only these interfaces, never storage/. Times are milliseconds
+ * since the epoch.
  */
 export interface AgentRecord {
   id: string;
@@ -76,6 +79,10 @@ export type WriteOp =
   | { op: 'runs.trim'; agentId: string; keep: number }
   | { op: 'events.trim'; before: number };
 
+/**
+ * Reads see every write made before them (buffered or not): no caller ever flushes to read its own
+ * writes. `flush` remains for the scheduler, to answer an API call only once its changes are durable.
+ */
 export interface SchedulerStore {
   loadSchedules(): Promise<ScheduleRecord[]>;
   /** Runs left `queued` or `running` by the previous process. */
@@ -91,4 +98,21 @@ export interface SchedulerStore {
   write(op: WriteOp): void;
   /** Resolves once every write buffered before the call is committed. */
   flush(): Promise<void>;
+}
+
+/** What the services need beyond the scheduler's port. Every agents write goes through the store's one ordered write path. */
+export interface Store extends SchedulerStore, AsyncDisposable {
+  /** false when the id is taken (by anyone: ids are global). */
+  insertAgent(agent: AgentRecord): Promise<boolean>;
+  /** Deletes the agent with its schedule and runs, in one transaction (its events age out with the retention). */
+  deleteAgent(id: string): Promise<void>;
+  /** One owner's agents, or every agent when `owner` is null; oldest first. */
+  listAgents(owner: string | null): Promise<AgentRecord[]>;
+  getSchedule(agentId: string): Promise<ScheduleRecord | undefined>;
+  /** An agent's runs, newest first. */
+  listRuns(agentId: string, limit: number): Promise<RunRecord[]>;
+  getRun(id: string): Promise<RunRecord | undefined>;
+  /** Events with id > `after`, oldest first; for one agent, or scheduler-wide ones when agentId is null. */
+  eventsAfter(after: number, agentId: string | null, limit: number): Promise<EventRecord[]>;
+  oldestEventId(): Promise<number | null>;
 }

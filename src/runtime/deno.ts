@@ -1,3 +1,4 @@
+import { isPostgresUrl } from '../config.ts';
 import { main } from './main.ts';
 import { ensureFolder } from './secrets.ts';
 
@@ -11,7 +12,7 @@ declare const Deno: {
 await main({
   env: Deno.env.toObject(),
   async openDatabase(url) {
-    if (/^postgres(ql)?:\/\//.test(url)) return (await import('../storage/dialects/postgres.ts')).postgresDialect(url);
+    if (isPostgresUrl(url)) return (await import('../storage/dialects/postgres.ts')).postgresDialect(url);
     ensureFolder(url);
     return (await import('../storage/dialects/node-sqlite.ts')).nodeSqliteDialect(url);
   },

@@ -1,6 +1,7 @@
 import type { Dialect } from 'kysely';
 import { createApp } from '../app.ts';
-import { ConfigError, loadConfig } from '../config.ts';
+import { ConfigError, isPostgresUrl, loadConfig } from '../config.ts';
+import { SHUTDOWN_GRACE_MS } from '../core/limits.ts';
 import { createConsoleLogger } from './logger.ts';
 import { loadSecrets } from './secrets.ts';
 
@@ -14,9 +15,6 @@ export interface RuntimePorts {
   print(line: string): void;
   printError(line: string): void;
 }
-
-/** How long a SIGTERM/SIGINT lets in-flight requests and runs finish (CONTRACT §4). */
-const SHUTDOWN_GRACE_MS = 10_000;
 
 export async function main(ports: RuntimePorts): Promise<void> {
   let config;
@@ -35,7 +33,7 @@ export async function main(ports: RuntimePorts): Promise<void> {
   const app = await createApp({ config, dialect, jwtSecret: secrets.jwtSecret, webhookSecret: secrets.webhookSecret, logger });
   const { port, host } = await app.listen();
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info('agent scheduler listening', { url: base, database: config.DATABASE_URL.startsWith('postgres') ? 'postgres' : config.DATABASE_URL });
+  logger.info('agent scheduler listening', { url: base, database: isPostgresUrl(config.DATABASE_URL) ? 'postgres' : config.DATABASE_URL });
   if (secrets.generated) {
     const token = await app.auth.sign({ sub: 'admin', role: 'admin' }, '30d');
     ports.print('');

@@ -1,3 +1,4 @@
+import { isPostgresUrl } from '../config.ts';
 import { main } from './main.ts';
 import { ensureFolder } from './secrets.ts';
 
@@ -5,7 +6,7 @@ import { ensureFolder } from './secrets.ts';
 await main({
   env: process.env,
   async openDatabase(url) {
-    if (/^postgres(ql)?:\/\//.test(url)) return (await import('../storage/dialects/postgres.ts')).postgresDialect(url);
+    if (isPostgresUrl(url)) return (await import('../storage/dialects/postgres.ts')).postgresDialect(url);
     ensureFolder(url);
     return (await import('../storage/dialects/better-sqlite3.ts')).betterSqliteDialect(url);
   },

@@ -1,5 +1,6 @@
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { DomainError } from '../core/errors.ts';
+import { CLOCK_TOLERANCE_S, MIN_SECRET_BYTES, VERIFIED_TOKEN_CACHE } from '../core/limits.ts';
 
 /** Who is calling: the token's `sub`, and whether its `role` claim is "admin". */
 export interface Principal {
@@ -8,15 +9,11 @@ export interface Principal {
 }
 
 export interface AuthOptions {
-  /** HS256 key, at least 32 bytes. */
+  /** HS256 key, at least `MIN_SECRET_BYTES` (32) bytes. */
   secret: string;
   issuer?: string;
   audience?: string;
 }
-
-export const MIN_SECRET_BYTES = 32;
-/** Clock skew forgiven on `exp`/`nbf` (CONTRACT §2). */
-const CLOCK_TOLERANCE_S = 30;
 
 export interface Auth {
   verify(token: string | null | undefined): Promise<Principal>;
@@ -26,12 +23,10 @@ export interface Auth {
 const unauthorized = (why: string) => new DomainError('UNAUTHORIZED', why);
 
 /**
- * Tokens already verified, kept until their `exp` (+ tolerance): a client sends the same token on
- * every request, and a full HMAC verification through WebCrypto costs more than the rest of a status
- * call. Bounded, oldest first out; only tokens that verified are kept.
+ * Verified tokens are kept until their `exp` (+ tolerance): a client sends the same token on every
+ * request, and a full HMAC verification through WebCrypto costs more than the rest of a status call.
+ * At most `VERIFIED_TOKEN_CACHE` of them, oldest first out; only tokens that verified are kept.
  */
-const VERIFIED_CACHE_LIMIT = 10_000;
-
 export function createAuth(options: AuthOptions): Auth {
   const key = new TextEncoder().encode(options.secret);
   if (key.length < MIN_SECRET_BYTES) throw new Error(`JWT secret must be at least ${MIN_SECRET_BYTES} bytes, got ${key.length}`);
@@ -56,7 +51,7 @@ export function createAuth(options: AuthOptions): Auth {
         const principal = { sub: payload.sub, admin: payload['role'] === 'admin' };
         // nbf in the future is refused by jwtVerify above, so only exp bounds the entry.
         if (payload.nbf === undefined) {
-          if (verified.size >= VERIFIED_CACHE_LIMIT) verified.delete(verified.keys().next().value!);
+          if (verified.size >= VERIFIED_TOKEN_CACHE) verified.delete(verified.keys().next().value!);
           verified.set(token, { principal, expiresAt: (payload.exp! + CLOCK_TOLERANCE_S) * 1000 });
         }
         return principal;
@@ -85,4 +80,25 @@ export function bearerToken(header: string | undefined | null): string | null {
   if (!header) return null;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
   return m ? m[1]! : null;
+}
+
+/**
+ * Who may call a procedure: anyone (`public`), any verified token (`authed`), or only a token whose
+ * `role` claim is "admin" (`admin`). Each row of `procedures.ts` names one; every transport resolves
+ * it through `principalFor`, so the rule is written once.
+ */
+export type Access = 'public' | 'authed' | 'admin';
+
+/** The caller of a public procedure: no token, owns nothing. */
+export const ANONYMOUS: Principal = Object.freeze({ sub: 'anonymous', admin: false });
+
+/** The principal behind `token` for a call of the given access, or an UNAUTHORIZED error. */
+export function principalFor(auth: Auth, access: Access, token: string | null): Promise<Principal> {
+  if (access === 'public') return Promise.resolve(ANONYMOUS);
+  // Returned as is (not awaited in an async function): the authed case is every request's path.
+  if (access === 'authed') return auth.verify(token);
+  return auth.verify(token).then((p) => {
+    if (!p.admin) throw unauthorized('This call needs a token with role "admin"');
+    return p;
+  });
 }

@@ -1,11 +1,16 @@
-import type { EventBus } from '../core/events.ts';
+import type { Listener } from '../core/events.ts';
+import { MAX_BUFFERED_EVENTS } from '../core/limits.ts';
+import type { Scheduler } from '../core/scheduler.ts';
+import type { Store } from '../core/store.ts';
 import type { StoredEvent } from '../schemas/events.ts';
-import type { Repository } from '../storage/repository.ts';
+import type { Principal } from './auth.ts';
+import { ownedAgent } from './ownership.ts';
 
 /**
- * A resumable stream of stored events, shared by the transports: the events after `after` from the
- * database, then live ones, each once and in id order. An `after` older than what is kept yields one
- * `resync` event first, so a client sees an explicit gap instead of a silent one.
+ * The one way to watch, shared by Socket.IO and tRPC: who may watch an agent, the scheduler figures
+ * now, resumable streams (stored events after an id, then live ones, each once and in id order) and
+ * the live feed a broadcaster listens to. An `after` older than what is kept yields one `resync`
+ * event first, so a client sees an explicit gap instead of a silent one.
  */
 export interface ResyncEvent {
   id: number;
@@ -14,75 +19,122 @@ export interface ResyncEvent {
   data: { reason: string; oldestAvailableId: number | null };
 }
 export type StreamEvent = StoredEvent | ResyncEvent;
+export type StatusSnapshot = Extract<StoredEvent, { type: 'scheduler:status' }>;
 
-export interface StreamOptions {
-  /** One agent's events, or the scheduler-wide ones (`scheduler:status`) when null. */
-  agentId: string | null;
-  /** The last id the client has; omitted for live events only. */
-  after?: number;
+export interface WatchOptions {
+  /** The last id the client has; null or omitted for live events only. */
+  after?: number | null;
   signal?: AbortSignal;
-  /**
-   * Live events buffered while the consumer is slow; past this the stream ends with an error and the
-   * client resumes from its last id, so a stuck subscriber cannot grow server memory without bound.
-   * @default 10000
-   */
-  maxBuffered?: number;
 }
-
-/** Rows read per page when replaying from the database. */
-const PAGE = 500;
 
 export class SlowConsumerError extends Error {
   override name = 'SlowConsumerError';
 }
 
-export async function* streamEvents(repo: Repository, bus: EventBus, options: StreamOptions): AsyncGenerator<StreamEvent> {
-  const { agentId, signal } = options;
-  const maxBuffered = options.maxBuffered ?? 10_000;
-  const buffer: StoredEvent[] = [];
-  let overflow = false;
-  let wake: (() => void) | undefined;
-  const off = bus.on((e) => {
-    if (e.agentId !== agentId) return;
-    if (buffer.length >= maxBuffered) overflow = true;
-    else buffer.push(e);
-    wake?.();
+export interface EventsDeps {
+  store: Pick<Store, 'getAgent' | 'eventsAfter' | 'oldestEventId'>;
+  scheduler: Pick<Scheduler, 'events' | 'stats' | 'lastEventId'>;
+  /**
+   * Live events buffered for one slow stream consumer; past this its stream ends with
+   * `SlowConsumerError` and the client resumes from its last id, so a stuck subscriber cannot grow
+   * server memory without bound.
+   * @default MAX_BUFFERED_EVENTS (10000)
+   */
+  maxBuffered?: number;
+}
+
+export type EventsService = ReturnType<typeof createEventsService>;
+
+/** Rows read per page when replaying from the database. */
+const PAGE = 500;
+
+export function createEventsService({ store, scheduler, maxBuffered = MAX_BUFFERED_EVENTS }: EventsDeps) {
+  const bus = scheduler.events;
+
+  /** The figures now, numbered with the last event id, so a stream that starts with them resumes after it. */
+  const snapshot = (): StatusSnapshot => ({
+    id: scheduler.lastEventId(),
+    type: 'scheduler:status',
+    agentId: null,
+    data: { stats: scheduler.stats(), timestamp: new Date().toISOString() },
   });
-  const onAbort = () => wake?.();
-  signal?.addEventListener('abort', onAbort);
-  try {
-    let last = options.after ?? -1;
-    if (options.after !== undefined) {
-      await repo.flush();
-      const oldest = await repo.oldestEventId();
-      if (oldest !== null && options.after < oldest - 1) {
-        yield { id: options.after, type: 'resync', agentId, data: { reason: 'events after the given id have expired', oldestAvailableId: oldest } };
-      }
-      for (;;) {
-        const page = await repo.eventsAfter(last, agentId, PAGE);
-        for (const row of page) {
-          if (signal?.aborted) return;
-          last = row.id;
-          yield { id: row.id, type: row.type, agentId: row.agentId, data: row.data } as StoredEvent;
+
+  async function* stream(agentId: string | null, after: number | null | undefined, signal: AbortSignal | undefined): AsyncGenerator<StreamEvent> {
+    const buffer: StoredEvent[] = [];
+    let overflow = false;
+    let wake: (() => void) | undefined;
+    // Listening starts before the replay, so nothing emitted while it reads is lost; ids drop the overlap.
+    const off = bus.on((e) => {
+      if (e.agentId !== agentId) return;
+      if (buffer.length >= maxBuffered) overflow = true;
+      else buffer.push(e);
+      wake?.();
+    });
+    const onAbort = () => wake?.();
+    signal?.addEventListener('abort', onAbort);
+    try {
+      let last = after ?? -1;
+      if (after != null) {
+        const oldest = await store.oldestEventId();
+        if (oldest !== null && after < oldest - 1) {
+          yield { id: after, type: 'resync', agentId, data: { reason: 'events after the given id have expired', oldestAvailableId: oldest } };
         }
-        if (page.length < PAGE) break;
-      }
-    }
-    while (!signal?.aborted) {
-      if (overflow) throw new SlowConsumerError('subscriber too slow: reconnect with the last event id');
-      const next = buffer.shift();
-      if (next) {
-        if (next.id > last) {
-          last = next.id;
-          yield next;
+        for (;;) {
+          const page = await store.eventsAfter(last, agentId, PAGE);
+          for (const row of page) {
+            if (signal?.aborted) return;
+            last = row.id;
+            yield { id: row.id, type: row.type, agentId: row.agentId, data: row.data } as StoredEvent;
+          }
+          if (page.length < PAGE) break;
         }
-        continue;
       }
-      await new Promise<void>((r) => (wake = r));
-      wake = undefined;
+      while (!signal?.aborted) {
+        if (overflow) throw new SlowConsumerError('subscriber too slow: reconnect with the last event id');
+        const next = buffer.shift();
+        if (next) {
+          if (next.id > last) {
+            last = next.id;
+            yield next;
+          }
+          continue;
+        }
+        await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+      }
+    } finally {
+      off();
+      signal?.removeEventListener('abort', onAbort);
     }
-  } finally {
-    off();
-    signal?.removeEventListener('abort', onAbort);
   }
+
+  return {
+    /** Resolves when `p` may watch the agent; NOT_FOUND otherwise, exactly as for a missing agent. */
+    async authorize(p: Principal, agentId: string): Promise<void> {
+      await ownedAgent(store, p, agentId);
+    },
+    snapshot,
+    /**
+     * Every event as the scheduler emits it (the same frozen object for every listener). A broadcaster
+     * keeps one such listener for all its clients and fans out by room, so an event is encoded once.
+     */
+    live(listener: Listener): () => void {
+      return bus.on(listener);
+    },
+    /** One agent's events, after the ownership check. */
+    async *watchAgent(p: Principal, agentId: string, options: WatchOptions = {}): AsyncGenerator<StreamEvent> {
+      await ownedAgent(store, p, agentId);
+      yield* stream(agentId, options.after, options.signal);
+    },
+    /** Scheduler-wide figures (`scheduler:status`): without `after`, the current ones first, then every change. */
+    async *watchScheduler(options: WatchOptions = {}): AsyncGenerator<StreamEvent> {
+      let after = options.after;
+      if (after == null) {
+        const now = snapshot();
+        after = now.id;
+        yield now;
+      }
+      yield* stream(null, after, options.signal);
+    },
+  };
 }

@@ -1,9 +1,13 @@
 import type { AgentRecord, RunRecord, ScheduleRecord } from '../core/store.ts';
 import type { AgentOutput } from '../schemas/agent.ts';
+import type { PriorityName } from '../schemas/common.ts';
 import type { RunOutput } from '../schemas/run.ts';
 import type { ScheduleInfo } from '../schemas/schedule.ts';
 
-/** Records → the API's data objects (ISO times, the seed's field names). Shared by every transport. */
+/**
+ * Records → the API's data objects (ISO times, the field names the README documents). Every answer a
+ * service gives is shaped here, once, and every transport sends it as it is (REST inside its envelope).
+ */
 export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /** A paused job shows no next run: it will not fire until resumed. */
@@ -74,3 +78,24 @@ export function runView(r: RunRecord): RunOutput {
     error: r.error,
   };
 }
+
+/** What `schedule.set` answers: the schedule as stored, with its next fire (shown even when disabled) and the priority by name. */
+export function scheduleSetView(a: AgentRecord, s: Readonly<ScheduleRecord>, priority: PriorityName) {
+  return {
+    id: a.id,
+    name: a.name,
+    scheduleExpression: s.expression,
+    scheduleEnabled: s.enabled,
+    nextRunAt: iso(s.nextRunAt),
+    jobId: s.jobId,
+    priority,
+    timezone: s.timezone,
+  };
+}
+
+export const deletedView = (id: string) => ({ id, deleted: true as const });
+export const unscheduledView = (agentId: string) => ({ agentId });
+export const runAcceptedView = (runId: string) => ({ runId });
+export const cancelledView = (runId: string) => ({ runId, status: 'cancelled' as const });
+export const pausedView = (agentId: string, jobId: string) => ({ agentId, jobId, status: 'paused' as const });
+export const resumedView = (agentId: string, jobId: string, nextRunAt: number | null) => ({ agentId, jobId, status: 'resumed' as const, nextRunAt: iso(nextRunAt) });

@@ -2,14 +2,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DomainError } from '../core/errors.ts';
+import { SHUTDOWN_GRACE_MS } from '../core/limits.ts';
 import type { Logger } from '../core/logger.ts';
-import { sendError, sendJson } from './rest/handler.ts';
+import { sendError } from './rest/reply.ts';
 
 /**
- * One plain `node:http` server for everything on the port: `/healthz`, `/api` (REST), and the upgrade
- * paths later transports attach. A framework adapter would cost more per request than it gives here.
+ * One plain `node:http` server for everything on the port: the route table (`/healthz`, `/api/*`),
+ * the mounts (tRPC over HTTP), and the upgrade paths (tRPC and Socket.IO WebSockets). A framework
+ * adapter would cost more per request than it gives here.
  */
 export interface HttpDeps {
+  /** Serves every request no mount claims, from the route table (404 and 405 included). */
   rest: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
   logger: Logger;
   /** Extra request handlers by path prefix (tRPC); the first that claims a request serves it. */
@@ -22,7 +25,7 @@ export interface HttpDeps {
 export interface HttpServer {
   server: Server;
   listen(port: number, host: string): Promise<{ port: number; host: string }>;
-  /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts what is left. */
+  /** Stops accepting, lets in-flight requests finish for up to `graceMs` (default `SHUTDOWN_GRACE_MS`), then cuts what is left. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -46,18 +49,13 @@ export function createHttpServer({ rest, logger, mounts = [], upgrades = [], for
       return sendError(res, new DomainError('BAD_REQUEST', 'Malformed request URL'), logger);
     }
     const path = url.pathname;
-    if (path === '/healthz') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, new DomainError('METHOD_NOT_ALLOWED', 'Method not allowed on /healthz'), logger);
-      return sendJson(res, 200, { ok: true });
-    }
     for (const m of mounts) {
       if (path === m.prefix || path.startsWith(m.prefix.endsWith('/') ? m.prefix : `${m.prefix}/`)) {
         void Promise.resolve(m.handle(req, res, url)).catch((err) => sendError(res, err, logger));
         return;
       }
     }
-    if (path === '/api' || path.startsWith('/api/')) return void rest(req, res, url);
-    sendError(res, new DomainError('NOT_FOUND', `No route for ${req.method} ${path}`), logger);
+    void rest(req, res, url);
   });
   server.on('connection', (s) => {
     sockets.add(s);
@@ -87,7 +85,7 @@ export function createHttpServer({ rest, logger, mounts = [], upgrades = [], for
         });
       });
     },
-    async close(graceMs = 10_000) {
+    async close(graceMs = SHUTDOWN_GRACE_MS) {
       closing = true;
       const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();

@@ -1,22 +1,22 @@
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
 import { toDomainError } from '../core/errors.ts';
-import type { EventBus } from '../core/events.ts';
+import { MAX_BODY_BYTES } from '../core/limits.ts';
 import type { Logger } from '../core/logger.ts';
 import { idSchema } from '../schemas/common.ts';
 import type { Auth, Principal } from '../services/auth.ts';
 import type { Services } from '../services/services.ts';
 
 /**
- * Socket.IO exactly as the seed shows it, on the shared port: `auth.token` at the handshake, the
- * subscribe/unsubscribe events with `{ success, error? }` acks, and the seed's event names.
- * Socket.IO is used (not raw `ws`) because the seed's clients are written against its protocol:
- * handshake auth, acks, rooms, reconnection and connection-state recovery come with it.
+ * Socket.IO on the shared port, as the README's "Socket.IO" section describes it: `auth.token` at
+ * the handshake, the subscribe/unsubscribe events with `{ success, error? }` acks, and the event names
+ * `agent:*` and `scheduler:status`. Socket.IO is used (not raw `ws`) because clients are written
+ * against its protocol: handshake auth, acks, rooms, reconnection and connection-state recovery come
+ * with it. Who may watch what, and the figures sent at subscribe time, come from the events service.
  */
 export interface SocketIoDeps {
   auth: Auth;
   services: Services;
-  bus: EventBus;
   logger: Logger;
 }
 
@@ -25,11 +25,12 @@ type Ack = (answer: { success: boolean; error?: string }) => void;
 const agentRoom = (agentId: string) => `agent:${agentId}`;
 const SCHEDULER_ROOM = 'scheduler';
 
-export function attachSocketIo(httpServer: HttpServer, { auth, services, bus, logger }: SocketIoDeps) {
+export function attachSocketIo(httpServer: HttpServer, { auth, services, logger }: SocketIoDeps) {
+  const { events } = services;
   const io = new Server(httpServer, {
     // Leave other upgrades (tRPC's /trpc) alone: without this Socket.IO cuts them after a second.
     destroyUpgrade: false,
-    maxHttpBufferSize: 1024 * 1024,
+    maxHttpBufferSize: MAX_BODY_BYTES,
     cors: { origin: true, credentials: true },
     // Recovered sessions still go through the auth middleware, so a revoked or expired token is caught.
     connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: false },
@@ -56,7 +57,7 @@ export function attachSocketIo(httpServer: HttpServer, { auth, services, bus, lo
       try {
         const id = idSchema.safeParse(agentId);
         if (!id.success) return reply({ success: false, error: 'agentId: expected 1 to 64 characters of A-Z, a-z, 0-9, _ or -' });
-        await services.agents.get(principal(), id.data); // 404 for another owner's agent, exactly as for a missing one
+        await events.authorize(principal(), id.data); // another owner's agent answers as a missing one
         await socket.join(agentRoom(id.data));
         reply({ success: true });
       } catch (err) {
@@ -70,7 +71,7 @@ export function attachSocketIo(httpServer: HttpServer, { auth, services, bus, lo
     socket.on('subscribe-scheduler-updates', async (ack?: unknown) => {
       await socket.join(SCHEDULER_ROOM);
       safeAck(ack)({ success: true });
-      socket.emit('scheduler:status', { stats: services.scheduler.status(), timestamp: new Date().toISOString() });
+      socket.emit('scheduler:status', events.snapshot().data);
     });
     socket.on('unsubscribe-scheduler-updates', async (ack?: unknown) => {
       await socket.leave(SCHEDULER_ROOM);
@@ -79,7 +80,7 @@ export function attachSocketIo(httpServer: HttpServer, { auth, services, bus, lo
   });
 
   // One listener for all sockets: a room broadcast encodes each event once for every subscriber.
-  const off = bus.on((event) => {
+  const off = events.live((event) => {
     if (event.type === 'scheduler:status') io.to(SCHEDULER_ROOM).emit('scheduler:status', event.data);
     else if (event.agentId !== null) io.to(agentRoom(event.agentId)).emit(event.type, event.data);
   });

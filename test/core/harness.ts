@@ -2,23 +2,25 @@ import { Kysely } from 'kysely';
 import { createManualClock, type ManualClock } from '../../src/core/clock.ts';
 import { createHandlerRegistry, type HandlerContext, type HandlerDefinition } from '../../src/core/handlers.ts';
 import { createScheduler, type Scheduler, type SchedulerOptions } from '../../src/core/scheduler.ts';
-import type { AgentRecord, RunRecord, WriteOp } from '../../src/core/store.ts';
+import type { AgentRecord, RunRecord, Store, WriteOp } from '../../src/core/store.ts';
 import type { StoredEvent } from '../../src/schemas/events.ts';
 import { betterSqliteDialect } from '../../src/storage/dialects/better-sqlite3.ts';
+import { createMemoryStore } from '../../src/storage/memory.ts';
 import { migrate } from '../../src/storage/migrations.ts';
-import { createRepository, type Repository } from '../../src/storage/repository.ts';
+import { createRepository } from '../../src/storage/repository.ts';
 import type { Database } from '../../src/storage/schema.ts';
 import { z } from 'zod';
 
 /**
- * A scheduler on a real SQLite repository with a manual clock: time moves only when a test says so.
+ * A scheduler with a manual clock: time moves only when a test says so. It runs on the in-memory store
+ * unless a test passes `dbUrl` (a SQLite file, for tests that restart on the same data).
  * The `scripted` handler does whatever the test queued for the next attempt (resolve, throw, hang).
  */
 export type Script = (ctx: HandlerContext) => Promise<void>;
 
 export interface Harness extends AsyncDisposable {
   clock: ManualClock;
-  repo: Repository;
+  repo: Store;
   scheduler: Scheduler;
   events: StoredEvent[];
   /** Every run insert the scheduler wrote, in order. */
@@ -42,9 +44,7 @@ export interface Harness extends AsyncDisposable {
 export const at = (iso: string) => Date.parse(iso);
 
 export async function createHarness(options: Partial<SchedulerOptions> & { start?: number; dbUrl?: string; keepOpen?: boolean; extraHandlers?: HandlerDefinition<never>[] } = {}): Promise<Harness> {
-  const db = new Kysely<Database>({ dialect: betterSqliteDialect(options.dbUrl ?? ':memory:') });
-  await migrate(db);
-  const repo = createRepository(db);
+  const repo = options.dbUrl === undefined ? createMemoryStore() : await sqliteStore(options.dbUrl);
   const inserted: RunRecord[] = [];
   const store = {
     ...repo,
@@ -110,16 +110,19 @@ export async function createHarness(options: Partial<SchedulerOptions> & { start
       await g.started;
       return { run, gate: g };
     },
-    async runs(agentId) {
-      await repo.flush();
-      return repo.listRuns(agentId, 1000);
-    },
+    runs: (agentId) => repo.listRuns(agentId, 1000),
     async [Symbol.asyncDispose]() {
       if (options.keepOpen) return;
       await scheduler.stop(0);
       await repo[Symbol.asyncDispose]();
     },
   };
+}
+
+async function sqliteStore(url: string): Promise<Store> {
+  const db = new Kysely<Database>({ dialect: betterSqliteDialect(url) });
+  await migrate(db);
+  return createRepository(db);
 }
 
 /** A handler step that waits until the test releases it (or its signal fires, when `honour`). */

@@ -151,6 +151,21 @@ describe('scheduler', () => {
     });
   });
 
+  describe('agent updates', () => {
+    it('updateAgent merges the whole patch into the copy runs use, and stores it', async () => {
+      await using h = await createHarness({ timeoutMs: 60_000 });
+      const agent = await h.addAgent('a', { config: { v: 1 } });
+      await h.runUntil(agent, 'agent:completed'); // the scheduler now holds its own copy of the agent
+      await h.scheduler.updateAgent('a', { name: 'renamed', config: { v: 2 }, description: 'd', timeoutMs: 100, maxRetries: 0, updatedAt: h.clock.now() });
+      expect(await h.repo.getAgent('a')).toMatchObject({ name: 'renamed', config: { v: 2 }, description: 'd', timeoutMs: 100, maxRetries: 0 });
+      await h.holdRun(agent);
+      expect(h.calls[1]!.config).toEqual({ v: 2 });
+      const failed = h.waitFor((e) => e.type === 'agent:failed');
+      h.clock.advance(100); // the new timeoutMs applies, and the new maxRetries: no retry
+      expect((await failed).data).toMatchObject({ error: 'timed out after 100 ms', willRetry: false });
+    });
+  });
+
   describe('timeouts and cancel', () => {
     it('aborts a run after its timeout, fails it and retries it', async () => {
       await using h = await createHarness({ timeoutMs: 5000 });
@@ -249,6 +264,20 @@ describe('scheduler', () => {
       expect(h.inserted.map((r) => new Date(r.scheduledAt).toISOString())).toEqual(['2026-01-01T06:00:00.000Z']);
     });
 
+    it('a schedule removed and set again never fires at the slot planned for the old one', async () => {
+      await using h = await createHarness();
+      const agent = await h.addAgent('a');
+      await h.scheduler.setSchedule(agent, hourly('a', { expression: '30 * * * *' })); // 00:30 planned
+      await h.scheduler.removeSchedule('a');
+      await h.scheduler.setSchedule(agent, hourly('a')); // next fire 01:00
+      h.clock.set(Date.parse('2026-01-01T00:45:00Z'));
+      expect(h.inserted).toHaveLength(0);
+      const done = h.waitFor((e) => e.type === 'agent:completed');
+      h.clock.set(Date.parse('2026-01-01T01:00:00Z'));
+      await done;
+      expect(h.inserted.map((r) => new Date(r.scheduledAt).toISOString())).toEqual(['2026-01-01T01:00:00.000Z']);
+    });
+
     it('drops a pending retry when paused', async () => {
       await using h = await createHarness();
       await failFirstRun(h, await h.addAgent('a'), 'first try fails');
@@ -283,6 +312,20 @@ describe('scheduler', () => {
       await h.repo.flush();
       expect((await h.repo.getAgent('a'))!.status).toBe('COMPLETED');
       await expect(h.scheduler.removeSchedule('a')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    });
+
+    it('counts a run dropped while queued out of the figures at once, though the queue still holds it', async () => {
+      await using h = await createHarness({ maxConcurrent: 1 });
+      const a = await h.addAgent('a');
+      const b = await h.addAgent('b');
+      const { gate: g } = await h.holdRun(a);
+      const queued = await h.scheduler.runNow(b);
+      expect(h.scheduler.stats()).toMatchObject({ runningAgentsCount: 1, queuedTasksCount: 1 });
+      await h.scheduler.cancel(queued.id);
+      expect(h.scheduler.stats()).toMatchObject({ runningAgentsCount: 1, queuedTasksCount: 0 });
+      g.release();
+      await h.waitFor((e) => e.type === 'agent:completed' && e.agentId === 'a');
+      expect(h.scheduler.stats()).toMatchObject({ runningAgentsCount: 0, queuedTasksCount: 0 });
     });
 
     it('stores a disabled schedule that never fires', async () => {

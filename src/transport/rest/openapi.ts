@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { routes, type Route } from './routes.ts';
+import { MAX_BODY_BYTES } from '../../core/limits.ts';
+import type { ProcedureRoute, Route } from './routes.ts';
 
 /**
- * The OpenAPI 3.1 document, generated from the route table and the same zod schemas that validate
- * requests: nothing here is described twice.
+ * The OpenAPI 3.1 document, generated from the procedure rows of the route table and the same zod
+ * schemas that validate requests: nothing here is described twice.
  */
 const errorEnvelope = {
   type: 'object',
@@ -17,7 +18,7 @@ const ERROR_STATUSES: Record<number, string> = {
   404: 'Agent, job or run not found (or not yours)',
   405: 'Method not allowed on this path',
   409: 'Conflicts with the current state',
-  413: 'Body over 1 MiB',
+  413: `Body over ${MAX_BODY_BYTES / 1024 / 1024} MiB`,
 };
 
 const jsonSchema = (schema: z.ZodType, io: 'input' | 'output') => {
@@ -25,7 +26,7 @@ const jsonSchema = (schema: z.ZodType, io: 'input' | 'output') => {
   return rest;
 };
 
-function parameters(route: Route) {
+function parameters(route: ProcedureRoute) {
   const out: unknown[] = [];
   for (const [where, schema] of [['path', route.params], ['query', route.query]] as const) {
     if (!schema) continue;
@@ -37,26 +38,26 @@ function parameters(route: Route) {
   return out;
 }
 
-function operation(route: Route) {
-  const statuses = new Set([route.status]);
-  if (route.procedure === 'schedule.set') statuses.add(200);
+function operation(route: ProcedureRoute) {
+  const { procedure } = route;
+  const open = procedure.access === 'public';
   const success = {
     type: 'object',
     required: ['success', 'data'],
-    properties: { success: { const: true }, data: jsonSchema(route.output, 'output'), message: { type: 'string' } },
+    properties: { success: { const: true }, data: jsonSchema(procedure.output, 'output'), message: { type: 'string' } },
   };
   const responses: Record<string, unknown> = {};
-  for (const s of statuses) responses[String(s)] = { description: s === 201 ? 'Created' : s === 202 ? 'Accepted' : 'OK', content: { 'application/json': { schema: success } } };
-  const errors = [400, ...(route.auth === false ? [] : [401]), 404, 405, ...(route.method !== 'GET' ? [409, 413] : [])];
+  for (const s of route.statuses) responses[String(s)] = { description: s === 201 ? 'Created' : s === 202 ? 'Accepted' : 'OK', content: { 'application/json': { schema: success } } };
+  const errors = [400, ...(open ? [] : [401]), 404, 405, ...(route.method !== 'GET' ? [409, 413] : [])];
   for (const code of errors) responses[String(code)] = { description: ERROR_STATUSES[code], content: { 'application/json': { schema: errorEnvelope } } };
   return {
-    operationId: route.procedure,
-    summary: route.summary,
-    tags: [route.procedure.split('.')[0]],
+    operationId: route.name,
+    summary: procedure.summary,
+    tags: [route.name.split('.')[0]],
     parameters: parameters(route),
     ...(route.body && { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(route.body, 'input') } } } }),
     responses,
-    ...(route.auth !== false && { security: [{ bearerAuth: [] }] }),
+    ...(!open && { security: [{ bearerAuth: [] }] }),
   };
 }
 
@@ -64,10 +65,12 @@ export const openApiPath = (path: string) => path.replace(/:([A-Za-z]+)/g, '{$1}
 
 let cached: unknown;
 
-export function openApiDocument(): unknown {
+/** Built on first request and kept: the table does not change while the process runs. */
+export function openApiDocument(routes: readonly Route[]): unknown {
   if (cached) return cached;
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
+    if (route.kind !== 'procedure') continue;
     const p = (paths[openApiPath(route.path)] ??= {});
     p[route.method.toLowerCase()] = operation(route);
   }

@@ -1,144 +1,127 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import type { Principal } from '../../services/auth.ts';
-import type { Services } from '../../services/services.ts';
-import { agentCreateInput, agentOutput, agentUpdateInput } from '../../schemas/agent.ts';
-import { agentIdParam, jobParams, runIdParam } from '../../schemas/common.ts';
-import { cancelResult, runAccepted, runOutput, runsQuery } from '../../schemas/run.ts';
-import { pausedJob, pauseResult, resumeResult, scheduleInfo, scheduleInput, scheduleSummary, schedulerStats } from '../../schemas/schedule.ts';
+import { procedures, type CallProcedure, type CallProcedureName, type InputOf, type Procedures } from '../../services/procedures.ts';
+import { serveDocs } from './docs.ts';
+import { openApiDocument } from './openapi.ts';
+import { sendJson } from './reply.ts';
 
 /**
- * Every REST route, one row each: method, path, schemas, success status and the service call.
- * The HTTP handler and the OpenAPI document are both driven by this table.
+ * Every route of the HTTP server, one row each. A procedure row names its procedure
+ * (`services/procedures.ts`: schemas, access, service call) and adds only what is HTTP's: method,
+ * path, success status and message, and which input fields come from the query string (path
+ * parameters are the path's `:name` segments; the JSON body holds the other fields). A raw row
+ * serves a public page itself. The HTTP handler and the OpenAPI document are both driven by this table.
  */
-export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+export type Method = 'GET' | 'HEAD' | 'POST' | 'PATCH' | 'DELETE';
 
-export interface RouteInput<P, Q, B> {
-  params: P;
-  query: Q;
-  body: B;
-}
-
-export interface RouteResult<D> {
-  data: D;
-  message?: string;
-  /** Overrides the row's success status (schedule: 201 when created, 200 when replaced). */
-  status?: number;
-}
-
-export interface Route<P extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType, B extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
+export interface ProcedureRoute {
+  kind: 'procedure';
   method: Method;
   path: string;
-  /** The tRPC procedure this route mirrors (CONTRACT §6). */
-  procedure: string;
+  name: CallProcedureName;
+  procedure: CallProcedure;
+  /** The parts of the procedure's input, each validated on its own so that errors name `query.x` or `body.x`. */
+  params?: z.ZodType;
+  query?: z.ZodType;
+  body?: z.ZodType;
+  /** Every success status the route answers, the usual one first (for the OpenAPI document). */
+  statuses: readonly number[];
+  status(answer: unknown): number;
+  message?(input: unknown, answer: unknown): string;
+}
+
+export interface RawRoute {
+  kind: 'raw';
+  method: Method;
+  path: string;
   summary: string;
-  /** false only for routes CONTRACT §2 opens to everyone. @default true */
-  auth?: boolean;
-  params?: P;
-  query?: Q;
-  body?: B;
-  output: O;
-  status: number;
-  handle(ctx: { principal: Principal; services: Services }, input: RouteInput<z.output<P>, z.output<Q>, z.output<B>>): Promise<RouteResult<z.output<O>>>;
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): void;
 }
 
-/** Keeps each row's types tied together while the table holds rows of different types. */
-function route<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType, O extends z.ZodType>(r: Route<P, Q, B, O>): Route {
-  return r as unknown as Route;
+export type Route = ProcedureRoute | RawRoute;
+
+type AnswerOf<N extends CallProcedureName> = Procedures[N] extends CallProcedure<any, any, any, infer A, any> ? A : never;
+type InputFor<N extends CallProcedureName> = InputOf<Procedures[N]['input']>;
+
+interface RestOptions<N extends CallProcedureName> {
+  /** Input fields read from the query string. */
+  query?: readonly (keyof InputFor<N> & string)[];
+  /** A fixed status, or one picked from the answer with every status it can pick. @default 200 */
+  status?: number | { of(answer: AnswerOf<N>): number; documented: readonly number[] };
+  message?: string | ((input: InputFor<N>, answer: AnswerOf<N>) => string);
 }
 
-const deleted = z.object({ id: z.string(), deleted: z.literal(true) });
-const unscheduled = z.object({ agentId: z.string() });
-const scheduleSetOutput = scheduleSummary.extend({ jobId: z.string(), priority: z.string(), timezone: z.string() });
+// Keys are checked against the shape before these run; zod's key-typed masks cannot see that.
+const mask = (keys: readonly string[]) => Object.fromEntries(keys.map((k) => [k, true])) as never;
+const pick = (o: z.ZodObject, keys: readonly string[]): z.ZodType => o.pick(mask(keys));
+const omit = (o: z.ZodObject, keys: readonly string[]): z.ZodType => o.omit(mask(keys));
+
+/** Splits a procedure's input schema into path, query and body schemas; a row that cannot be served fails at load. */
+function parts(method: Method, path: string, name: string, input: z.ZodType | undefined, queryKeys: readonly string[]) {
+  const pathKeys = path.split('/').filter((s) => s.startsWith(':')).map((s) => s.slice(1));
+  if (!input) {
+    if (pathKeys.length + queryKeys.length > 0) throw new Error(`${method} ${path}: ${name} takes no input`);
+    return {};
+  }
+  if (!(input instanceof z.ZodObject)) throw new Error(`${method} ${path}: ${name} needs an object input to map onto HTTP`);
+  const keys = Object.keys(input.shape);
+  for (const k of [...pathKeys, ...queryKeys]) if (!keys.includes(k)) throw new Error(`${method} ${path}: ${name} has no input field "${k}"`);
+  const bodyKeys = keys.filter((k) => !pathKeys.includes(k) && !queryKeys.includes(k));
+  if (bodyKeys.length > 0 && (method === 'GET' || method === 'DELETE')) throw new Error(`${method} ${path}: ${name} needs a body (${bodyKeys.join(', ')})`);
+  return {
+    ...(pathKeys.length > 0 && { params: pick(input, pathKeys) }),
+    ...(queryKeys.length > 0 && { query: pick(input, queryKeys) }),
+    ...(bodyKeys.length > 0 && { body: bodyKeys.length === keys.length ? input : omit(input, [...pathKeys, ...queryKeys]) }),
+  };
+}
+
+function rest<N extends CallProcedureName>(method: Method, path: string, name: N, options: RestOptions<N> = {}): ProcedureRoute {
+  const procedure = procedures[name] as CallProcedure;
+  const { status = 200, message } = options;
+  return {
+    kind: 'procedure',
+    method,
+    path,
+    name,
+    procedure,
+    ...parts(method, path, name, procedure.input, options.query ?? []),
+    statuses: typeof status === 'number' ? [status] : status.documented,
+    status: typeof status === 'number' ? () => status : (status.of as (answer: unknown) => number),
+    ...(message !== undefined && { message: typeof message === 'string' ? () => message : (message as (input: unknown, answer: unknown) => string) }),
+  };
+}
+
+const raw = (method: Method, path: string, summary: string, handle: RawRoute['handle']): RawRoute => ({ kind: 'raw', method, path, summary, handle });
+
+const health: RawRoute['handle'] = (_req, res) => sendJson(res, 200, { ok: true });
+const docs: RawRoute['handle'] = (req, res, url) => serveDocs(req, res, url.pathname);
 
 export const routes: Route[] = [
   // Static paths first: `/api/agents/schedule/status` must not be read as an agent id.
-  route({
-    method: 'GET', path: '/api/agents/schedule/status', procedure: 'scheduler.status', summary: 'Global scheduler statistics',
-    output: schedulerStats, status: 200,
-    handle: async ({ services }) => ({ data: services.scheduler.status() }),
+  rest('GET', '/api/agents/schedule/status', 'scheduler.status'),
+  rest('GET', '/api/agents/schedule/paused', 'scheduler.paused'),
+  rest('POST', '/api/agents', 'agents.create', { status: 201 }),
+  rest('GET', '/api/agents', 'agents.list'),
+  rest('GET', '/api/agents/:agentId', 'agents.get'),
+  rest('PATCH', '/api/agents/:agentId', 'agents.update'),
+  rest('DELETE', '/api/agents/:agentId', 'agents.delete', { message: 'Agent deleted successfully' }),
+  rest('POST', '/api/agents/:agentId/run', 'agents.run', { status: 202 }),
+  rest('GET', '/api/agents/:agentId/runs', 'agents.runs', { query: ['limit'] }),
+  rest('POST', '/api/agents/:agentId/schedule', 'schedule.set', {
+    status: { of: (answer) => (answer.created ? 201 : 200), documented: [201, 200] },
+    message: (_input, answer) => (answer.created ? 'Agent scheduled successfully' : 'Agent schedule updated successfully'),
   }),
-  route({
-    method: 'GET', path: '/api/agents/schedule/paused', procedure: 'scheduler.paused', summary: "The caller's paused jobs",
-    output: z.array(pausedJob), status: 200,
-    handle: async ({ principal, services }) => ({ data: await services.scheduler.paused(principal) }),
-  }),
-  route({
-    method: 'POST', path: '/api/agents', procedure: 'agents.create', summary: 'Create an agent',
-    body: agentCreateInput, output: agentOutput, status: 201,
-    handle: async ({ principal, services }, { body }) => ({ data: await services.agents.create(principal, body) }),
-  }),
-  route({
-    method: 'GET', path: '/api/agents', procedure: 'agents.list', summary: "List the caller's agents",
-    output: z.array(agentOutput), status: 200,
-    handle: async ({ principal, services }) => ({ data: await services.agents.list(principal) }),
-  }),
-  route({
-    method: 'GET', path: '/api/agents/:agentId', procedure: 'agents.get', summary: 'Get an agent',
-    params: agentIdParam, output: agentOutput, status: 200,
-    handle: async ({ principal, services }, { params }) => ({ data: await services.agents.get(principal, params.agentId) }),
-  }),
-  route({
-    method: 'PATCH', path: '/api/agents/:agentId', procedure: 'agents.update', summary: 'Update an agent',
-    params: agentIdParam, body: agentUpdateInput, output: agentOutput, status: 200,
-    handle: async ({ principal, services }, { params, body }) => ({ data: await services.agents.update(principal, params.agentId, body) }),
-  }),
-  route({
-    method: 'DELETE', path: '/api/agents/:agentId', procedure: 'agents.delete', summary: 'Delete an agent, its schedule and its runs',
-    params: agentIdParam, output: deleted, status: 200,
-    handle: async ({ principal, services }, { params }) => ({ data: await services.agents.remove(principal, params.agentId), message: 'Agent deleted successfully' }),
-  }),
-  route({
-    method: 'POST', path: '/api/agents/:agentId/run', procedure: 'agents.run', summary: 'Run an agent now',
-    params: agentIdParam, output: runAccepted, status: 202,
-    handle: async ({ principal, services }, { params }) => ({ data: await services.agents.run(principal, params.agentId) }),
-  }),
-  route({
-    method: 'GET', path: '/api/agents/:agentId/runs', procedure: 'agents.runs', summary: "An agent's runs, newest first",
-    params: agentIdParam, query: runsQuery, output: z.array(runOutput), status: 200,
-    handle: async ({ principal, services }, { params, query }) => ({ data: await services.agents.runs(principal, params.agentId, query.limit) }),
-  }),
-  route({
-    method: 'POST', path: '/api/agents/:agentId/schedule', procedure: 'schedule.set', summary: 'Schedule an agent (create or replace)',
-    params: agentIdParam, body: scheduleInput, output: scheduleSetOutput, status: 201,
-    handle: async ({ principal, services }, { params, body }) => {
-      const { created, data } = await services.schedule.set(principal, params.agentId, body);
-      return { data, status: created ? 201 : 200, message: created ? 'Agent scheduled successfully' : 'Agent schedule updated successfully' };
-    },
-  }),
-  route({
-    method: 'GET', path: '/api/agents/:agentId/schedule', procedure: 'schedule.get', summary: "An agent's schedule",
-    params: agentIdParam, output: scheduleInfo, status: 200,
-    handle: async ({ principal, services }, { params }) => ({ data: await services.schedule.get(principal, params.agentId) }),
-  }),
-  route({
-    method: 'DELETE', path: '/api/agents/:agentId/schedule', procedure: 'schedule.remove', summary: 'Unschedule an agent',
-    params: agentIdParam, output: unscheduled, status: 200,
-    handle: async ({ principal, services }, { params }) => {
-      await services.schedule.remove(principal, params.agentId);
-      return { data: { agentId: params.agentId }, message: 'Agent unscheduled successfully' };
-    },
-  }),
-  route({
-    method: 'PATCH', path: '/api/agents/:agentId/schedule/:jobId/pause', procedure: 'schedule.pause', summary: 'Pause a scheduled job',
-    params: jobParams, output: pauseResult, status: 200,
-    handle: async ({ principal, services }, { params }) => ({
-      data: await services.schedule.pause(principal, params.agentId, params.jobId),
-      message: `Job ${params.jobId} paused successfully`,
-    }),
-  }),
-  route({
-    method: 'PATCH', path: '/api/agents/:agentId/schedule/:jobId/resume', procedure: 'schedule.resume', summary: 'Resume a paused job',
-    params: jobParams, output: resumeResult, status: 200,
-    handle: async ({ principal, services }, { params }) => ({
-      data: await services.schedule.resume(principal, params.agentId, params.jobId),
-      message: `Job ${params.jobId} resumed successfully`,
-    }),
-  }),
-  route({
-    method: 'POST', path: '/api/runs/:runId/cancel', procedure: 'runs.cancel', summary: 'Cancel a queued or running run',
-    params: runIdParam, output: cancelResult, status: 200,
-    handle: async ({ principal, services }, { params }) => ({ data: await services.runs.cancel(principal, params.runId), message: 'Run cancelled' }),
-  }),
+  rest('GET', '/api/agents/:agentId/schedule', 'schedule.get'),
+  rest('DELETE', '/api/agents/:agentId/schedule', 'schedule.remove', { message: 'Agent unscheduled successfully' }),
+  rest('PATCH', '/api/agents/:agentId/schedule/:jobId/pause', 'schedule.pause', { message: ({ jobId }) => `Job ${jobId} paused successfully` }),
+  rest('PATCH', '/api/agents/:agentId/schedule/:jobId/resume', 'schedule.resume', { message: ({ jobId }) => `Job ${jobId} resumed successfully` }),
+  rest('POST', '/api/runs/:runId/cancel', 'runs.cancel', { message: 'Run cancelled' }),
+  // Public pages: no token, not in the OpenAPI document (they are not part of the API they describe).
+  raw('GET', '/healthz', 'Liveness check', health),
+  raw('HEAD', '/healthz', 'Liveness check', health),
+  raw('GET', '/api/openapi.json', 'This API as an OpenAPI 3.1 document', (_req, res) => sendJson(res, 200, openApiDocument(routes))),
+  raw('GET', '/api/docs', 'Swagger UI over /api/openapi.json', docs),
+  raw('GET', '/api/docs/:file', 'Swagger UI files', docs),
 ];
 
 export interface MatchedRoute {

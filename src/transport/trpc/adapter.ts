@@ -3,25 +3,26 @@ import type { Duplex } from 'node:stream';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import { WebSocketServer } from 'ws';
+import { MAX_BODY_BYTES } from '../../core/limits.ts';
 import { bearerToken } from '../../services/auth.ts';
 import type { TrpcContext } from './init.ts';
 import { appRouter } from './router.ts';
 import { wsEncoder } from './wire.ts';
 
-/** WebSocket messages past this are refused (the connection closes with 1009). */
-export const MAX_WS_MESSAGE_BYTES = 1024 * 1024;
-
 export type TrpcDeps = Omit<TrpcContext, 'token' | 'socket'>;
 
-/** `/trpc` over HTTP (batched) and WebSocket, on the shared server. */
+/**
+ * `/trpc` over HTTP (batched) and WebSocket, on the shared server. Bodies and WebSocket messages past
+ * `MAX_BODY_BYTES` are refused (413, or close code 1009), as REST and Socket.IO refuse them.
+ */
 export function createTrpcTransport(deps: TrpcDeps) {
   const http = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
     createContext: ({ req }): TrpcContext => ({ ...deps, token: bearerToken(req.headers.authorization) }),
-    maxBodySize: 1024 * 1024,
+    maxBodySize: MAX_BODY_BYTES,
   });
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE_BYTES });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY_BYTES });
   const handler = applyWSSHandler({
     wss,
     router: appRouter,

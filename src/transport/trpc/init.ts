@@ -1,10 +1,8 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { DomainError, toDomainError } from '../../core/errors.ts';
-import type { Auth, Principal } from '../../services/auth.ts';
+import { principalFor, type Access, type Auth } from '../../services/auth.ts';
 import type { Services } from '../../services/services.ts';
-import type { Repository } from '../../storage/repository.ts';
-import type { EventBus } from '../../core/events.ts';
 import { ERROR_MAP } from '../errors.ts';
 import { describeZodError } from '../validation.ts';
 import { transformer } from './wire.ts';
@@ -14,8 +12,6 @@ export interface TrpcContext {
   token: string | null;
   auth: Auth;
   services: Services;
-  repo: Repository;
-  bus: EventBus;
   /** The WebSocket carrying the call, when there is one (to drop a subscriber that cannot keep up). */
   socket?: { bufferedAmount: number; close(code?: number, reason?: string): void };
 }
@@ -44,14 +40,19 @@ const mapErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
-export const publicProcedure = t.procedure.use(mapErrors);
+const publicProcedure = t.procedure.use(mapErrors);
 
-export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
-  let principal: Principal;
-  try {
-    principal = await ctx.auth.verify(ctx.token);
-  } catch (err) {
-    throw toTrpcError(err);
-  }
-  return next({ ctx: { ...ctx, principal } });
-});
+/** A procedure builder per access level; each adds the caller (`principal`) to the context. */
+function withPrincipal(access: Access) {
+  return publicProcedure.use(async ({ ctx, next }) => {
+    let principal;
+    try {
+      principal = await principalFor(ctx.auth, access, ctx.token);
+    } catch (err) {
+      throw toTrpcError(err);
+    }
+    return next({ ctx: { ...ctx, principal } });
+  });
+}
+
+export const procedureFor = { public: withPrincipal('public'), authed: withPrincipal('authed'), admin: withPrincipal('admin') } satisfies Record<Access, unknown>;

@@ -1,97 +1,87 @@
-import { tracked } from '@trpc/server';
-import { z } from 'zod';
-import { notFound } from '../../core/errors.ts';
-import { streamEvents } from '../../services/events.ts';
-import { agentCreateInput, agentUpdateInput } from '../../schemas/agent.ts';
-import { agentIdParam, idSchema, jobParams, runIdParam } from '../../schemas/common.ts';
-import { runsQuery } from '../../schemas/run.ts';
-import { scheduleInput } from '../../schemas/schedule.ts';
-import { authedProcedure as authed, t, toTrpcError } from './init.ts';
+import { tracked, type TRPCMutationProcedure, type TRPCQueryProcedure, type TRPCSubscriptionProcedure } from '@trpc/server';
+import type { z } from 'zod';
+import { MAX_SOCKET_BUFFER_BYTES } from '../../core/limits.ts';
+import type { StreamEvent } from '../../services/events.ts';
+import { procedures, type AnyProcedure, type CallContext, type CallProcedure, type Procedures, type SubscriptionProcedure } from '../../services/procedures.ts';
+import { procedureFor, t, toTrpcError, type TrpcContext } from './init.ts';
 
 /**
- * The tRPC router: CONTRACT §6's names over the same services and zod schemas as REST.
- * Inputs are the REST body fields plus agentId/jobId/runId; outputs are the REST `data` objects.
+ * The tRPC router, built from the one table of procedures (`services/procedures.ts`): `agents.create`
+ * there is `agents.create` here. The mapped types below give each built procedure the input and output
+ * types of its row, so the typed client (`client/`) infers every call end to end.
  */
+type Root = typeof t._config.$types;
+type Def<I, O> = { input: I; output: O; meta: Root['meta']; errorShape: Root['errorShape'] };
+/** What a client sends: the schema's input type, or nothing. */
+type ClientInput<I> = I extends z.ZodType ? z.input<I> : void;
+/** What a subscriber receives: each event with its id (`tracked`), so a reconnect resumes after it. */
+type EventStream = AsyncIterable<{ id: string; data: StreamEvent }, void, unknown>;
 
-/** Past this many bytes waiting in a subscriber's socket, it is dropped; it resumes from its last id. */
-const MAX_SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
+type Built<P> =
+  P extends CallProcedure<infer K, infer I, z.ZodType, unknown, infer R>
+    ? K extends 'query'
+      ? TRPCQueryProcedure<Def<ClientInput<I>, R>>
+      : TRPCMutationProcedure<Def<ClientInput<I>, R>>
+    : P extends SubscriptionProcedure<infer I>
+      ? TRPCSubscriptionProcedure<Def<ClientInput<I>, EventStream>>
+      : never;
 
-const lastEventId = z
-  .union([z.number(), z.string()])
-  .transform((v) => Number(v))
-  .pipe(z.number().int().min(0, { error: 'expected an event id' }))
-  .nullish();
+type Group<N> = N extends `${infer G}.${string}` ? G : never;
+/** `{ 'agents.get': row }` → `{ agents: { get: procedure } }`, the nesting tRPC turns into paths. */
+type Nested<T> = { [G in Group<keyof T>]: { [N in keyof T as N extends `${G}.${infer L}` ? L : never]: Built<T[N]> } };
 
-async function* subscribe(ctx: { repo: Parameters<typeof streamEvents>[0]; bus: Parameters<typeof streamEvents>[1]; socket?: { bufferedAmount: number; close(code?: number, reason?: string): void } }, agentId: string | null, after: number | null | undefined, signal: AbortSignal | undefined) {
-  try {
-    for await (const event of streamEvents(ctx.repo, ctx.bus, { agentId, after: after ?? undefined, signal })) {
-      if (ctx.socket && ctx.socket.bufferedAmount > MAX_SOCKET_BUFFER_BYTES) {
-        ctx.socket.close(1013, 'subscriber too slow: reconnect with the last event id');
-        return;
-      }
-      yield tracked(String(event.id), event);
-    }
-  } catch (err) {
-    throw toTrpcError(err);
-  }
+/**
+ * The builder as `build` uses it. Each row's types are restored by `Nested` above; here one code path
+ * serves every row, so the builder is seen through this loose view.
+ */
+interface Builder {
+  input(schema: z.ZodType): Builder;
+  query(resolve: (opts: Resolved) => unknown): unknown;
+  mutation(resolve: (opts: Resolved) => unknown): unknown;
+  subscription(resolve: (opts: Resolved) => AsyncIterable<unknown>): unknown;
+}
+interface Resolved {
+  ctx: CallContext & { socket?: TrpcContext['socket'] };
+  input: any;
+  signal: AbortSignal | undefined;
 }
 
-export const appRouter = t.router({
-  agents: t.router({
-    create: authed.input(agentCreateInput).mutation(({ ctx, input }) => ctx.services.agents.create(ctx.principal, input)),
-    list: authed.query(({ ctx }) => ctx.services.agents.list(ctx.principal)),
-    get: authed.input(agentIdParam).query(({ ctx, input }) => ctx.services.agents.get(ctx.principal, input.agentId)),
-    update: authed.input(agentUpdateInput.extend(agentIdParam.shape)).mutation(({ ctx, input }) => {
-      const { agentId, ...patch } = input;
-      return ctx.services.agents.update(ctx.principal, agentId, patch);
-    }),
-    delete: authed.input(agentIdParam).mutation(({ ctx, input }) => ctx.services.agents.remove(ctx.principal, input.agentId)),
-    run: authed.input(agentIdParam).mutation(({ ctx, input }) => ctx.services.agents.run(ctx.principal, input.agentId)),
-    runs: authed
-      .input(agentIdParam.extend({ limit: runsQuery.shape.limit }))
-      .query(({ ctx, input }) => ctx.services.agents.runs(ctx.principal, input.agentId, input.limit)),
-  }),
-  schedule: t.router({
-    set: authed.input(scheduleInput.extend(agentIdParam.shape)).mutation(async ({ ctx, input }) => {
-      const { agentId, ...body } = input;
-      return (await ctx.services.schedule.set(ctx.principal, agentId, body)).data;
-    }),
-    get: authed.input(agentIdParam).query(({ ctx, input }) => ctx.services.schedule.get(ctx.principal, input.agentId)),
-    remove: authed.input(agentIdParam).mutation(async ({ ctx, input }) => {
-      await ctx.services.schedule.remove(ctx.principal, input.agentId);
-      return { agentId: input.agentId };
-    }),
-    pause: authed.input(jobParams).mutation(({ ctx, input }) => ctx.services.schedule.pause(ctx.principal, input.agentId, input.jobId)),
-    resume: authed.input(jobParams).mutation(({ ctx, input }) => ctx.services.schedule.resume(ctx.principal, input.agentId, input.jobId)),
-  }),
-  scheduler: t.router({
-    status: authed.query(({ ctx }) => ctx.services.scheduler.status()),
-    paused: authed.query(({ ctx }) => ctx.services.scheduler.paused(ctx.principal)),
-  }),
-  runs: t.router({
-    cancel: authed.input(runIdParam).mutation(({ ctx, input }) => ctx.services.runs.cancel(ctx.principal, input.runId)),
-  }),
-  events: t.router({
-    /** One agent's events; reconnecting clients pass their last id (wsLink does so itself). */
-    agent: authed.input(z.object({ agentId: idSchema, lastEventId })).subscription(async function* ({ ctx, input, signal }) {
+function build(p: AnyProcedure): unknown {
+  const base = procedureFor[p.access] as unknown as Builder;
+  const b = p.input ? base.input(p.input) : base;
+  if (p.kind === 'subscription') {
+    return b.subscription(async function* ({ ctx, input, signal }) {
       try {
-        await ctx.services.agents.get(ctx.principal, input.agentId);
+        for await (const event of p.call(ctx, input, signal)) {
+          // A subscriber whose socket cannot drain is dropped; its client reconnects from its last id.
+          if (ctx.socket && ctx.socket.bufferedAmount > MAX_SOCKET_BUFFER_BYTES) {
+            ctx.socket.close(1013, 'subscriber too slow: reconnect with the last event id');
+            return;
+          }
+          yield tracked(String(event.id), event);
+        }
       } catch (err) {
-        throw toTrpcError(err instanceof Error ? err : notFound(`Agent ${input.agentId} not found`));
+        throw toTrpcError(err);
       }
-      yield* subscribe(ctx, input.agentId, input.lastEventId, signal);
-    }),
-    /** Scheduler-wide figures (`scheduler:status`): the current ones first (as Socket.IO does), then every change. */
-    scheduler: authed.input(z.object({ lastEventId }).optional()).subscription(async function* ({ ctx, input, signal }) {
-      let after = input?.lastEventId;
-      if (after == null) {
-        const now = ctx.services.scheduler.snapshot();
-        after = now.id;
-        yield tracked(String(now.id), now);
-      }
-      yield* subscribe(ctx, null, after, signal);
-    }),
-  }),
-});
+    });
+  }
+  // The context holds `principal` and `services`: it is the call context as it is, nothing is copied.
+  const row = p;
+  const resolve = row.reply
+    ? async ({ ctx, input }: Resolved) => row.reply!(await row.call(ctx, input))
+    : ({ ctx, input }: Resolved) => row.call(ctx, input);
+  return row.kind === 'query' ? b.query(resolve) : b.mutation(resolve);
+}
+
+function nest(table: Record<string, AnyProcedure>) {
+  const record: Record<string, Record<string, unknown>> = {};
+  for (const [name, p] of Object.entries(table)) {
+    const [group, leaf] = name.split('.') as [string, string];
+    (record[group] ??= {})[leaf] = build(p);
+  }
+  return record;
+}
+
+export const appRouter = t.router(nest(procedures) as unknown as Nested<Procedures>);
 
 export type AppRouter = typeof appRouter;

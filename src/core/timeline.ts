@@ -1,0 +1,108 @@
+import type { Clock, TimerHandle } from './clock.ts';
+import { errorText } from './errors.ts';
+import { MinHeap } from './heap.ts';
+import type { Logger } from './logger.ts';
+
+/**
+ * Everything the scheduler waits for, in one min-heap with one platform timer armed for its head:
+ * a schedule's next fire, or the time a pending retry may queue. A fire carries the version its
+ * schedule had when it was planned, so a fire planned before a change (reschedule, pause) is ignored.
+ */
+type Due = { at: number; seq: number } & ({ kind: 'fire'; agentId: string; version: number } | { kind: 'retry'; runId: string });
+
+/** What the timeline calls when an item comes due. They must not throw; if one does, it is logged and the rest go on. */
+export interface DueHandlers {
+  fire(agentId: string, version: number, at: number): void;
+  retry(runId: string): void;
+}
+
+/**
+ * Longest stretch a burst of due items (thousands of schedules due at one instant) holds the event loop
+ * before yielding, so API calls and started runs are not held up behind the whole burst.
+ */
+const SLICE_MS = 5;
+/** The clock is read once per this many items: reading it per item would cost more than most items. */
+const SLICE_CHECK_EVERY = 32;
+
+export interface Timeline {
+  /** Plans a schedule's fire at `at`; `version` is the schedule's version it belongs to. */
+  fireAt(agentId: string, version: number, at: number): void;
+  /** Plans the moment a waiting run (a retry) may queue. */
+  retryAt(runId: string, at: number): void;
+  /** Starts arming the timer; until then items only collect. */
+  start(handlers: DueHandlers): void;
+  /** Disarms for good: nothing comes due after this. */
+  stop(): void;
+  /** Items waiting, stale fires included (they are dropped when they come due). */
+  readonly size: number;
+}
+
+export function createTimeline(clock: Clock, log: Logger): Timeline {
+  const heap = new MinHeap<Due>();
+  let seq = 0;
+  let handlers: DueHandlers | undefined;
+  let stopped = false;
+  let timer: TimerHandle | undefined;
+  /** When the armed timer fires (Infinity when none is armed): a push later than it needs no re-arm. */
+  let timerAt = Infinity;
+
+  function push(item: Due): void {
+    heap.push(item);
+    if (item.at < timerAt) arm();
+  }
+
+  function arm(): void {
+    if (stopped || !handlers) return;
+    const head = heap.peek();
+    const at = head ? head.at : Infinity;
+    if (at === timerAt && timer) return;
+    timer?.cancel();
+    timer = undefined;
+    timerAt = at;
+    if (at === Infinity) return;
+    timer = clock.setTimer(tick, at - clock.now());
+  }
+
+  /** Pops every item that is due and hands it over; one slice's writes share one transaction. */
+  function tick(): void {
+    timer = undefined;
+    timerAt = Infinity;
+    const due = handlers!;
+    const sliceStart = clock.now();
+    let n = 0;
+    for (let head = heap.peek(); head && head.at <= clock.now(); head = heap.peek()) {
+      if (++n % SLICE_CHECK_EVERY === 0 && clock.now() - sliceStart >= SLICE_MS) {
+        timerAt = head.at;
+        timer = clock.setTimer(tick, 0);
+        return;
+      }
+      heap.pop();
+      try {
+        if (head.kind === 'fire') due.fire(head.agentId, head.version, head.at);
+        else due.retry(head.runId);
+      } catch (err) {
+        log.error('scheduler tick failed', { error: errorText(err) });
+      }
+    }
+    arm();
+  }
+
+  return {
+    // The literals carry `seq` from the start: a property added afterwards lands outside the object,
+    // one more allocation per entry (there is one per schedule).
+    fireAt: (agentId, version, at) => push({ at, seq: ++seq, kind: 'fire', agentId, version }),
+    retryAt: (runId, at) => push({ at, seq: ++seq, kind: 'retry', runId }),
+    start(h) {
+      handlers = h;
+      arm();
+    },
+    stop() {
+      stopped = true;
+      timer?.cancel();
+      timer = undefined;
+    },
+    get size() {
+      return heap.size;
+    },
+  };
+}

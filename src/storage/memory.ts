@@ -1,0 +1,169 @@
+import { silentLogger, type Logger } from '../core/logger.ts';
+import type { AgentRecord, Store, WriteOp } from '../core/store.ts';
+import { agents, events, fromRow, runs, schedules, setColumns, toRow, type Row, type TableSpec } from './tables.ts';
+import { createWriteChain } from './write-batch.ts';
+
+/**
+ * The store in memory, for tests that need no database file. It holds the same encoded rows the
+ * SQL tables hold (tables.ts) and keeps their constraints: primary keys, the unique `dedupe_key`, NOT
+ * NULL columns, and a batch applied whole or not at all. Writes go through the same write path as the
+ * SQL store (write-batch.ts), so batches fold, order and fail alike. test/storage.test.ts runs the one
+ * contract suite over it and over every SQL dialect.
+ */
+export function createMemoryStore(logger: Logger = silentLogger): Store {
+  const agentRows = new Map<string, Row>();
+  const scheduleRows = new Map<string, Row>();
+  const runRows = new Map<string, Row>();
+  const eventRows = new Map<number, Row>();
+  /** dedupe_key → run id: the unique index of runs. */
+  const dedupe = new Map<string, string>();
+
+  /** Undo steps of the transaction in progress, newest last. */
+  let undo: (() => void)[] = [];
+
+  function transaction<T>(work: () => T): T {
+    undo = [];
+    try {
+      return work();
+    } catch (err) {
+      for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
+      throw err;
+    } finally {
+      undo = [];
+    }
+  }
+
+  function put<K>(map: Map<K, Row>, key: K, row: Row): void {
+    const prev = map.get(key);
+    undo.push(() => (prev ? map.set(key, prev) : map.delete(key)));
+    map.set(key, row);
+    if (map === runRows) index(prev, row);
+  }
+
+  function remove<K>(map: Map<K, Row>, key: K): void {
+    const prev = map.get(key);
+    if (!prev) return;
+    undo.push(() => map.set(key, prev));
+    map.delete(key);
+    if (map === runRows) index(prev, undefined);
+  }
+
+  /** Keeps `dedupe` in step with a run row that changes from `prev` to `next`. */
+  function index(prev: Row | undefined, next: Row | undefined): void {
+    const before = prev?.['dedupe_key'] as string | null | undefined;
+    const after = next?.['dedupe_key'] as string | null | undefined;
+    if (before === after) return;
+    if (after != null && dedupe.has(after)) throw new Error(`UNIQUE constraint failed: runs.dedupe_key (${after})`);
+    if (before != null) dedupe.delete(before);
+    if (after != null) dedupe.set(after, next!['id'] as string);
+    undo.push(() => {
+      if (after != null) dedupe.delete(after);
+      if (before != null) dedupe.set(before, prev!['id'] as string);
+    });
+  }
+
+  function checked(t: TableSpec, row: Row): Row {
+    for (const c of t.list) if (!c.codec.nullable && row[c.name] == null) throw new Error(`NOT NULL constraint failed: ${t.table}.${c.name}`);
+    return row;
+  }
+
+  /** An UPDATE of one row by its key: a missing row is no error, as in SQL. */
+  function update<K>(t: TableSpec, map: Map<K, Row>, key: K, set: Row): void {
+    const row = map.get(key);
+    if (!row) return;
+    const next: Row = { ...row };
+    for (const column in set) next[column] = set[column] ?? null;
+    put(map, key, checked(t, next));
+  }
+
+  function apply(op: WriteOp): void {
+    switch (op.op) {
+      case 'run.insert': {
+        const row = checked(runs, toRow(runs, op.run));
+        if (runRows.has(op.run.id)) throw new Error(`UNIQUE constraint failed: runs.id (${op.run.id})`);
+        // ON CONFLICT (dedupe_key) DO NOTHING: a second run for one job slot is dropped.
+        if (row['dedupe_key'] != null && dedupe.has(row['dedupe_key'] as string)) return;
+        put(runRows, op.run.id, row);
+        return;
+      }
+      case 'run.update': return update(runs, runRows, op.id, setColumns(runs, op.set));
+      case 'agent.update': return update(agents, agentRows, op.id, setColumns(agents, op.set));
+      case 'schedule.update': return update(schedules, scheduleRows, op.agentId, setColumns(schedules, op.set));
+      case 'schedule.upsert': {
+        const row = checked(schedules, toRow(schedules, op.schedule));
+        // A replaced schedule keeps its row's created_at.
+        const prev = scheduleRows.get(op.schedule.agentId);
+        if (prev) row['created_at'] = prev['created_at'];
+        put(scheduleRows, op.schedule.agentId, row);
+        return;
+      }
+      case 'schedule.delete': return remove(scheduleRows, op.agentId);
+      case 'event.insert':
+        if (!eventRows.has(op.event.id)) put(eventRows, op.event.id, checked(events, toRow(events, op.event)));
+        return;
+      case 'runs.trim': {
+        // The newest `keep` runs stay; of the older ones, those still queued or running stay too.
+        const older = byNewest([...runRows.values()].filter((r) => r['agent_id'] === op.agentId)).slice(op.keep);
+        for (const r of older) if (r['status'] !== 'queued' && r['status'] !== 'running') remove(runRows, r['id'] as string);
+        return;
+      }
+      case 'events.trim':
+        for (const [id, r] of eventRows) if ((r['created_at'] as number) < op.before) remove(eventRows, id);
+        return;
+    }
+  }
+
+  const chain = createWriteChain(async (ops) => transaction(() => ops.forEach(apply)), logger);
+  const records = <R>(t: TableSpec<R>, rows: Iterable<Row>): R[] => Array.from(rows, (r) => fromRow(t, r));
+  const maybe = <R>(t: TableSpec<R>, row: Row | undefined) => (row ? fromRow(t, row) : undefined);
+
+  return {
+    write: chain.write,
+    flush: chain.flush,
+    ...chain.seeingWrites({
+      loadSchedules: async () => records(schedules, scheduleRows.values()),
+      loadOpenRuns: async () => records(runs, byOldest([...runRows.values()].filter((r) => r['status'] === 'queued' || r['status'] === 'running'))),
+      maxEventId: async () => extreme(eventRows.keys(), Math.max) ?? 0,
+      getAgent: async (id: string) => maybe(agents, agentRows.get(id)),
+      getAgents: async (ids: string[]) => records(agents, [...new Set(ids)].map((id) => agentRows.get(id)).filter((r) => r !== undefined)),
+      listAgents: async (owner: string | null) => records(agents, byOldest([...agentRows.values()].filter((r) => owner === null || r['owner'] === owner))),
+      getSchedule: async (agentId: string) => maybe(schedules, scheduleRows.get(agentId)),
+      listRuns: async (agentId: string, limit: number) => records(runs, byNewest([...runRows.values()].filter((r) => r['agent_id'] === agentId)).slice(0, limit)),
+      getRun: async (id: string) => maybe(runs, runRows.get(id)),
+      eventsAfter: async (after: number, agentId: string | null, limit: number) =>
+        records(events, [...eventRows.values()].filter((r) => (r['id'] as number) > after && r['agent_id'] === agentId).sort((a, b) => (a['id'] as number) - (b['id'] as number)).slice(0, limit)),
+      oldestEventId: async () => extreme(eventRows.keys(), Math.min),
+    }),
+    insertAgent(agent: AgentRecord) {
+      const row = toRow(agents, agent); // as it is now, not as the caller may change it before its turn
+      return chain.serial(async () => {
+        if (agentRows.has(agent.id)) return false;
+        transaction(() => put(agentRows, agent.id, checked(agents, row)));
+        return true;
+      });
+    },
+    // As in SQL: the schedule, runs and agent go; its events are left to expire with the retention window.
+    deleteAgent: (id: string) =>
+      chain.serial(async () =>
+        transaction(() => {
+          remove(scheduleRows, id);
+          for (const [runId, r] of runRows) if (r['agent_id'] === id) remove(runRows, runId);
+          remove(agentRows, id);
+        }),
+      ),
+    [Symbol.asyncDispose]: () => chain.settle(),
+  };
+}
+
+/** MAX or MIN of a column, null when there are no rows (a spread would overflow the stack on many). */
+function extreme(values: Iterable<number>, pick: (a: number, b: number) => number): number | null {
+  let out: number | null = null;
+  for (const v of values) out = out === null ? v : pick(out, v);
+  return out;
+}
+
+const compareIds = (a: Row, b: Row) => ((a['id'] as string) < (b['id'] as string) ? -1 : (a['id'] as string) > (b['id'] as string) ? 1 : 0);
+/** ORDER BY created_at, id */
+const byOldest = (rows: Row[]) => rows.sort((a, b) => (a['created_at'] as number) - (b['created_at'] as number) || compareIds(a, b));
+/** ORDER BY created_at DESC, id DESC */
+const byNewest = (rows: Row[]) => rows.sort((a, b) => (b['created_at'] as number) - (a['created_at'] as number) || compareIds(b, a));

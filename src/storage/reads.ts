@@ -1,0 +1,68 @@
+import type { Kysely } from 'kysely';
+import type { AgentRecord, Store } from '../core/store.ts';
+import type { Database } from './schema.ts';
+import { agents, events, fromRow, runs, schedules, type Row, type TableSpec } from './tables.ts';
+
+/** Ids per `IN (…)` list: far under every dialect's bound-parameter limit. */
+const IN_CHUNK = 500;
+
+type Reads = Pick<
+  Store,
+  'loadSchedules' | 'loadOpenRuns' | 'maxEventId' | 'getAgent' | 'getAgents' | 'listAgents' | 'getSchedule' | 'listRuns' | 'getRun' | 'eventsAfter' | 'oldestEventId'
+>;
+
+/**
+ * Every read of the SQL store, straight from the database: the repository makes them wait for
+ * buffered writes first (write-batch.ts).
+ */
+export function createReads(db: Kysely<Database>): Reads {
+  const maybe = <R>(t: TableSpec<R>, row: Row | undefined) => (row ? fromRow(t, row) : undefined);
+  return {
+    async loadSchedules() {
+      return (await db.selectFrom('schedules').selectAll().execute()).map((r) => fromRow(schedules, r));
+    },
+    async loadOpenRuns() {
+      const rows = await db.selectFrom('runs').selectAll().where('status', 'in', ['queued', 'running']).orderBy('created_at').orderBy('id').execute();
+      return rows.map((r) => fromRow(runs, r));
+    },
+    async maxEventId() {
+      const row = await db.selectFrom('events').select((eb) => eb.fn.max('id').as('max')).executeTakeFirst();
+      return row?.max == null ? 0 : Number(row.max);
+    },
+    async getAgent(id) {
+      return maybe(agents, await db.selectFrom('agents').selectAll().where('id', '=', id).executeTakeFirst());
+    },
+    async getAgents(ids) {
+      const out: AgentRecord[] = [];
+      for (let i = 0; i < ids.length; i += IN_CHUNK) {
+        const rows = await db.selectFrom('agents').selectAll().where('id', 'in', ids.slice(i, i + IN_CHUNK)).execute();
+        for (const r of rows) out.push(fromRow(agents, r));
+      }
+      return out;
+    },
+    async listAgents(owner) {
+      let query = db.selectFrom('agents').selectAll().orderBy('created_at').orderBy('id');
+      if (owner !== null) query = query.where('owner', '=', owner);
+      return (await query.execute()).map((r) => fromRow(agents, r));
+    },
+    async getSchedule(agentId) {
+      return maybe(schedules, await db.selectFrom('schedules').selectAll().where('agent_id', '=', agentId).executeTakeFirst());
+    },
+    async listRuns(agentId, limit) {
+      const rows = await db.selectFrom('runs').selectAll().where('agent_id', '=', agentId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+      return rows.map((r) => fromRow(runs, r));
+    },
+    async getRun(id) {
+      return maybe(runs, await db.selectFrom('runs').selectAll().where('id', '=', id).executeTakeFirst());
+    },
+    async eventsAfter(after, agentId, limit) {
+      let query = db.selectFrom('events').selectAll().where('id', '>', after).orderBy('id').limit(limit);
+      query = agentId === null ? query.where('agent_id', 'is', null) : query.where('agent_id', '=', agentId);
+      return (await query.execute()).map((r) => fromRow(events, r));
+    },
+    async oldestEventId() {
+      const row = await db.selectFrom('events').select((eb) => eb.fn.min('id').as('min')).executeTakeFirst();
+      return row?.min == null ? null : Number(row.min);
+    },
+  };
+}
