@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { startServer } from './helpers.ts';
+import { startServer } from './harness.ts';
 
 describe('agents API', () => {
   it('creates, lists, gets, patches and deletes', async () => {

@@ -1,7 +1,7 @@
 import { SignJWT, UnsecuredJWT, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createAuth } from '../src/services/auth.ts';
-import { startServer, TEST_SECRET } from './helpers.ts';
+import { startServer, TEST_SECRET } from './harness.ts';
 
 const key = new TextEncoder().encode(TEST_SECRET);
 const sign = (claims: Record<string, unknown>, setup: (j: SignJWT) => SignJWT = (j) => j) =>

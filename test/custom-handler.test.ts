@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { defineHandler, type HandlerContext } from '../src/core/handlers.ts';
-import { deferred, startServer } from './helpers.ts';
+import { deferred, startServer } from './harness.ts';
 
 describe('handlers registered by an embedding app', () => {
   it('validates their config, runs them with a typed context and reports their progress', async () => {

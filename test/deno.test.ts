@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { createAuth } from '../src/services/auth.ts';
-import { TEST_SECRET } from './helpers.ts';
+import { TEST_SECRET } from './harness.ts';
 
 describe('Deno', () => {
   it('`deno task start` serves /healthz and an authenticated route, and stops on SIGTERM', async () => {

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { at, createHarness, gate } from './core/harness.ts';
-import { tempDir } from './helpers.ts';
+import { at, createHarness, gate, tempDir } from './harness.ts';
 
 describe('durability', () => {
   it('rebuilds schedules, pauses and retry state after a crash; fails then retries the interrupted run; catches up a missed fire once', async () => {

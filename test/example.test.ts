@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { startServer } from './helpers.ts';
+import { startServer } from './harness.ts';
 
 describe('npm run example:watch', () => {
   it('schedules a demo agent, draws its progress, and cleans up', async () => {

@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { startServer } from './helpers.ts';
+import { startServer } from './harness.ts';
 
 describe('HTTP', () => {
   it('wraps success and errors in the envelope', async () => {

@@ -3,7 +3,7 @@ import { Kysely } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { migrate } from '../src/storage/migrations.ts';
 import { betterSqliteDialect } from '../src/storage/dialects/better-sqlite3.ts';
-import { startServer, tempDir } from './helpers.ts';
+import { startServer, tempDir } from './harness.ts';
 
 describe('migrations', () => {
   it('builds a fresh database, and a second run is a no-op', async () => {

@@ -2,7 +2,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
 import { openApiPath } from '../src/transport/rest/openapi.ts';
 import { routes } from '../src/transport/rest/routes.ts';
-import { startServer } from './helpers.ts';
+import { startServer } from './harness.ts';
 
 describe('OpenAPI', () => {
   it('serves a valid OpenAPI 3.1 document without a token', async () => {

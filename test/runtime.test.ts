@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createAuth } from '../src/services/auth.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir } from './harness.ts';
 
 function env(dir: string): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = { ...process.env, PORT: '0', DATABASE_URL: `file:${join(dir, 'scheduler.db')}` };

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { describe, expect, it } from 'vitest';
 import type { HandlerDefinition } from '../src/core/handlers.ts';
-import { deferred, nextEvent, startServer } from './helpers.ts';
+import { deferred, nextEvent, startServer } from './harness.ts';
 
 /** A handler that holds each run until the test lets it go. */
 function holdHandler() {
@@ -27,7 +27,7 @@ function holdHandler() {
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 describe('schedule REST API', () => {
-  it('schedules (201, then 200 on replace) with the seed shape, and reads it back', async () => {
+  it('schedules (201, then 200 on replace) with the documented shape, and reads it back', async () => {
     await using s = await startServer();
     await s.call('POST', '/api/agents', { body: { id: 'agent-123', name: 'Content Creator Agent', handler: 'demo' } });
     const created = await s.call('POST', '/api/agents/agent-123/schedule', { body: { cronExpression: '*/5 * * * *', priority: 'HIGH', enabled: true } });
@@ -90,7 +90,7 @@ describe('schedule REST API', () => {
     expect((await s.call('GET', '/api/agents/a/schedule')).body.data.taskDetails).toBeNull();
   });
 
-  it('pauses and resumes with the seed messages and codes', async () => {
+  it('pauses and resumes with the documented messages and codes', async () => {
     const hold = holdHandler();
     await using s = await startServer({ handlers: [hold.def] });
     await s.call('POST', '/api/agents', { body: { id: 'agent-123', name: 'A', handler: 'hold' } });
@@ -132,7 +132,7 @@ describe('schedule REST API', () => {
     expect((await s.call('GET', '/api/agents/agent-123/schedule')).body.data.status).toBe('IDLE');
   });
 
-  it('unschedules with the seed message', async () => {
+  it('unschedules with the documented message', async () => {
     await using s = await startServer();
     await s.call('POST', '/api/agents', { body: { id: 'a', name: 'A', handler: 'demo' } });
     await s.call('POST', '/api/agents/a/schedule', { body: { cronExpression: '@hourly' } });
@@ -143,7 +143,7 @@ describe('schedule REST API', () => {
     expect((await s.call('GET', '/api/agents/schedule/status')).body.data.scheduledTasksCount).toBe(0);
   });
 
-  it('reports scheduler status with the seed fields', async () => {
+  it('reports scheduler status with the documented fields', async () => {
     await using s = await startServer({ env: { MAX_CONCURRENT_AGENTS: '7' } });
     const r = await s.call('GET', '/api/agents/schedule/status');
     expect(r.body).toEqual({ success: true, data: { isRunning: true, scheduledTasksCount: 0, runningAgentsCount: 0, queuedTasksCount: 0, maxConcurrentAgents: 7, pausedJobsCount: 0 } });

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { loadSecrets } from '../src/runtime/secrets.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir } from './harness.ts';
 
 describe('secrets', () => {
   const jwt = 'a-configured-secret-of-at-least-32-bytes';

@@ -2,7 +2,7 @@ import { io as connect, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 import { createSchedulerClient } from '../client/index.ts';
-import { deferred, nextEvent, startServer, type TestServer } from './helpers.ts';
+import { deferred, nextEvent, startServer, type TestServer } from './harness.ts';
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
@@ -60,7 +60,7 @@ describe('Socket.IO', () => {
     }
   });
 
-  it('sends the seed events with the seed fields to agent subscribers', async () => {
+  it('sends the documented events with their documented fields to agent subscribers', async () => {
     await using s = await startServer({ env: { RETRY_BASE_DELAY_MS: '50' } });
     await s.call('POST', '/api/agents', { body: { id: 'agent-123', name: 'Demo', handler: 'demo', config: { steps: 2, stepMs: 0, failTimes: 1 } } });
     await s.call('POST', '/api/agents/agent-123/schedule', { body: { cronExpression: '0 0 1 1 *', jobId: 'job-456' } });

@@ -2,7 +2,7 @@ import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
 import { createSchedulerClient } from '../client/index.ts';
-import { deferred, nextEvent, startServer, type TestServer } from './helpers.ts';
+import { deferred, nextEvent, startServer, type TestServer } from './harness.ts';
 
 function client(s: TestServer, token: string) {
   return createSchedulerClient({ url: s.url, token, WebSocket: WebSocket as unknown as typeof globalThis.WebSocket, retryDelayMs: () => 50 });

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { HandlerDefinition } from '../src/core/handlers.ts';
 import { createWebhookHandler } from '../src/handlers/webhook.ts';
-import { createHarness } from './core/harness.ts';
+import { createHarness } from './harness.ts';
 
 const SECRET = 'webhook-test-secret';
 

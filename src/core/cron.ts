@@ -39,7 +39,7 @@ function pattern(expression: string, timezone: string): Parsed {
   }
   if (!isValidTimezone(timezone)) throw badRequest(`timezone: expected an IANA time zone name, got "${timezone}"`);
   try {
-    // '5-or-6-parts': the seed's 5-field standard, or 6 with a leading seconds field. croner's default
+    // '5-or-6-parts': the standard 5 fields, or 6 with a leading seconds field. croner's default
     // OR-combination of day-of-month and day-of-week is the classic cron rule.
     cron = new Cron(trimmed, { timezone, paused: true, mode: '5-or-6-parts' });
   } catch (err) {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { HandlerDefinition } from '../core/handlers.ts';
 
-/** CONTRACT §3's `demo` handler: `steps` steps of `stepMs` each, failing its first `failTimes` attempts. */
+/** The built-in `demo` handler (README, "Concepts"): `steps` steps of `stepMs` each, failing its first `failTimes` attempts. */
 export const demoConfig = z.strictObject({
   steps: z.int().min(1).max(10_000).default(4),
   stepMs: z.int().min(0).max(3_600_000).default(250),

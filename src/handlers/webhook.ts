@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { badRequest } from '../core/errors.ts';
 import type { HandlerDefinition, ProgressUpdate } from '../core/handlers.ts';
 
-/** CONTRACT §3's `webhook` handler: POST a signed JSON body; a 2xx answer completes the run. */
+/** The built-in `webhook` handler (README, "Concepts"): POST a signed JSON body; a 2xx answer completes the run. */
 export const webhookConfig = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
   headers: z.record(z.string(), z.string()).optional(),

@@ -36,3 +36,6 @@ export const agentOutput = z.object({
   updatedAt: isoDate,
 });
 export type AgentOutput = z.output<typeof agentOutput>;
+
+/** What deleting an agent answers. */
+export const agentDeleted = z.object({ id: z.string(), deleted: z.literal(true) });

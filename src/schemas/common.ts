@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-/** Agent and job ids: CONTRACT §3. */
+/** Agent and job ids (README, "Concepts"): global, 1 to 64 characters of A-Z, a-z, 0-9, _ or -. */
 export const idSchema = z
   .string({ error: 'expected a string' })
   .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'expected 1 to 64 characters of A-Z, a-z, 0-9, _ or -' });

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { schedulerStats } from './schedule.ts';
 
-/** Live events, with the seed's names and payload fields; runId, attempt, willRetry, nextRetryAt are our additions. */
+/** Live events, with the names and payload fields of the published API (README, "Socket.IO"); runId, attempt, willRetry, nextRetryAt are our additions. */
 const base = { agentId: z.string(), jobId: z.string(), timestamp: z.string() };
 
 export const agentStarted = z.object({ ...base, runId: z.string(), attempt: z.number(), status: z.literal('started') });
@@ -47,3 +47,10 @@ export type EventName = keyof EventMap;
 export type StoredEvent = {
   [K in EventName]: { id: number; type: K; agentId: string | null; data: EventMap[K] };
 }[EventName];
+
+/** The last event id a client saw: wsLink sends it back as a string on reconnect. */
+export const lastEventId = z
+  .union([z.number(), z.string()])
+  .transform((v) => Number(v))
+  .pipe(z.number().int().min(0, { error: 'expected an event id' }))
+  .nullish();

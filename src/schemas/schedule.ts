@@ -60,3 +60,8 @@ export const schedulerStats = z.object({
 export type SchedulerStats = z.output<typeof schedulerStats>;
 
 export const pausedJob = z.object({ agentId: z.string(), jobId: z.string() });
+
+/** What setting a schedule answers. */
+export const scheduleSetResult = scheduleSummary.extend({ jobId: z.string(), priority: z.string(), timezone: z.string() });
+/** What removing a schedule answers. */
+export const unscheduled = z.object({ agentId: z.string() });

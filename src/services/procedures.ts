@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import { agentCreateInput, agentOutput, agentUpdateInput } from '../schemas/agent.ts';
+import { agentCreateInput, agentDeleted, agentOutput, agentUpdateInput } from '../schemas/agent.ts';
 import { agentIdParam, idSchema, jobParams, runIdParam } from '../schemas/common.ts';
 import { cancelResult, runAccepted, runOutput, runsQuery } from '../schemas/run.ts';
-import { pausedJob, pauseResult, resumeResult, scheduleInfo, scheduleInput, scheduleSummary, schedulerStats } from '../schemas/schedule.ts';
+import { pausedJob, pauseResult, resumeResult, scheduleInfo, scheduleInput, scheduleSetResult, schedulerStats, unscheduled } from '../schemas/schedule.ts';
+import { lastEventId } from '../schemas/events.ts';
 import type { Access, Principal } from './auth.ts';
 import type { StreamEvent } from './events.ts';
 import type { Services } from './services.ts';
@@ -69,15 +70,6 @@ function subscription<I extends z.ZodType | undefined = undefined>(def: Omit<Sub
   return { kind: 'subscription', access: def.access ?? 'authed', summary: def.summary, input: def.input as I, call: def.call };
 }
 
-const deleted = z.object({ id: z.string(), deleted: z.literal(true) });
-const unscheduled = z.object({ agentId: z.string() });
-const scheduleSetOutput = scheduleSummary.extend({ jobId: z.string(), priority: z.string(), timezone: z.string() });
-/** The last event id a client saw: wsLink sends it back as a string on reconnect. */
-const lastEventId = z
-  .union([z.number(), z.string()])
-  .transform((v) => Number(v))
-  .pipe(z.number().int().min(0, { error: 'expected an event id' }))
-  .nullish();
 
 // Every row is `authed` (any verified token) unless it says otherwise; inputs are the REST body
 // fields plus the path's agentId/jobId/runId, outputs the REST `data` objects.
@@ -99,7 +91,7 @@ export const procedures = {
     call: ({ principal, services }, { agentId, ...patch }) => services.agents.update(principal, agentId, patch),
   }),
   'agents.delete': mutation({
-    summary: 'Delete an agent, its schedule and its runs', input: agentIdParam, output: deleted,
+    summary: 'Delete an agent, its schedule and its runs', input: agentIdParam, output: agentDeleted,
     call: ({ principal, services }, { agentId }) => services.agents.remove(principal, agentId),
   }),
   'agents.run': mutation({
@@ -111,7 +103,7 @@ export const procedures = {
     call: ({ principal, services }, { agentId, limit }) => services.agents.runs(principal, agentId, limit),
   }),
   'schedule.set': mutation({
-    summary: 'Schedule an agent (create or replace)', input: scheduleInput.extend(agentIdParam.shape), output: scheduleSetOutput,
+    summary: 'Schedule an agent (create or replace)', input: scheduleInput.extend(agentIdParam.shape), output: scheduleSetResult,
     call: ({ principal, services }, { agentId, ...body }) => services.schedule.set(principal, agentId, body),
     reply: (answer) => answer.schedule,
   }),

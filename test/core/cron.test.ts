@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { nextOccurrence, validateCron } from '../../src/core/cron.ts';
-import { at, createHarness } from './harness.ts';
+import { at, createHarness } from '../harness.ts';
 
 const next = (expr: string, from: string, tz = 'UTC') => new Date(nextOccurrence(expr, tz, at(from))!).toISOString();
 

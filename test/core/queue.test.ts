@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createExecutor } from '../../src/core/executor.ts';
-import { createHarness, gate } from './harness.ts';
+import { createHarness, gate } from '../harness.ts';
 
 /** Lets every queued microtask and promise callback run (no timers involved). */
 const drain = async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ScheduleSpec } from '../../src/core/scheduler.ts';
 import type { AgentRecord } from '../../src/core/store.ts';
-import { createHarness, failWith, gate } from './harness.ts';
+import { createHarness, failWith, gate } from '../harness.ts';
 
 const everySecond = (jobId: string, extra: Partial<ScheduleSpec> = {}): ScheduleSpec => ({ jobId, expression: '* * * * * *', timezone: 'UTC', priority: 2, enabled: true, catchUp: true, ...extra });
 /** Schedules `agent` hourly and runs it once now, its first attempt failing; resolves after the failure. */

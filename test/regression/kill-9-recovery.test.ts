@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { createAuth } from '../../src/services/auth.ts';
-import { tempDir, TEST_SECRET } from '../helpers.ts';
+import { tempDir, TEST_SECRET } from '../harness.ts';
 
 /** `npm start`'s entry on a database file; resolves with its URL once it listens. */
 function start(dbFile: string): { child: ChildProcess; url: Promise<string> } {

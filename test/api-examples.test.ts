@@ -1,12 +1,13 @@
 import { io } from 'socket.io-client';
 import { describe, expect, it } from 'vitest';
-import { deferred, startServer } from './helpers.ts';
+import { deferred, startServer } from './harness.ts';
 
 /**
- * The seed document's two examples, run as they are written (with the server's URL in front of
+ * The two examples of the published API document (its "Complete Scheduling Flow" and WebSocket
+ * client), run as they are written (with the server's URL in front of
  * their relative paths, and a real token for 'your-token').
  */
-describe('seed examples', () => {
+describe('published API examples', () => {
   it('Complete Scheduling Flow', async () => {
     await using s = await startServer();
     const token = await s.token();

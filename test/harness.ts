@@ -1,0 +1,279 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Kysely } from 'kysely';
+import { z } from 'zod';
+import { createApp, type App } from '../src/app.ts';
+import { loadConfig, type Config } from '../src/config.ts';
+import { createManualClock, type Clock, type ManualClock } from '../src/core/clock.ts';
+import type { EventBus } from '../src/core/events.ts';
+import { createHandlerRegistry, type HandlerContext, type HandlerDefinition } from '../src/core/handlers.ts';
+import { createScheduler, type Scheduler, type SchedulerOptions } from '../src/core/scheduler.ts';
+import type { AgentRecord, RunRecord, Store, WriteOp } from '../src/core/store.ts';
+import type { StoredEvent } from '../src/schemas/events.ts';
+import { betterSqliteDialect } from '../src/storage/dialects/better-sqlite3.ts';
+import { createMemoryStore } from '../src/storage/memory.ts';
+import { migrate } from '../src/storage/migrations.ts';
+import { createRepository } from '../src/storage/repository.ts';
+import type { Database } from '../src/storage/schema.ts';
+
+/**
+ * The one test harness. Two ways in, one way of watching:
+ * - `createHarness()`: the scheduler alone on a manual clock (time moves only when a test says so), on the
+ *   in-memory store unless a test passes `dbUrl` (a SQLite file, for tests that restart on the same data).
+ *   Its `scripted` handler does whatever the test queued for the next attempt (resolve, throw, hang).
+ * - `startServer()`: the whole app on a free port, called over real HTTP.
+ * Both record the scheduler's events through `recordEvents`, so a test waits on events the same way in either.
+ */
+
+// ---------- watching events ----------
+
+export interface EventLog extends Disposable {
+  /** Every event since the log was made, in order. */
+  events: StoredEvent[];
+  /** Resolves at the next event that matches (events already past are not seen). */
+  waitFor(pred: (e: StoredEvent) => boolean, timeoutMs?: number): Promise<StoredEvent>;
+  /** Resolves with the first matching event, already seen or still to come. */
+  eventually(pred: (e: StoredEvent) => boolean, timeoutMs?: number): Promise<StoredEvent>;
+}
+
+/** A wait that never comes fails the test with a reason instead of hanging it until vitest's own timeout. */
+const WAIT_TIMEOUT_MS = 15_000;
+
+export function recordEvents(bus: EventBus): EventLog {
+  const events: StoredEvent[] = [];
+  const waiters = new Set<{ pred: (e: StoredEvent) => boolean; resolve: (e: StoredEvent) => void }>();
+  const off = bus.on((e) => {
+    events.push(e);
+    for (const w of waiters) {
+      if (w.pred(e)) {
+        waiters.delete(w);
+        w.resolve(e);
+      }
+    }
+  });
+  const waitFor = (pred: (e: StoredEvent) => boolean, timeoutMs = WAIT_TIMEOUT_MS) =>
+    new Promise<StoredEvent>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(waiter);
+        reject(new Error('timed out waiting for an event'));
+      }, timeoutMs);
+      const waiter = { pred, resolve: (e: StoredEvent) => (clearTimeout(timer), resolve(e)) };
+      waiters.add(waiter);
+    });
+  return {
+    events,
+    waitFor,
+    eventually(pred, timeoutMs) {
+      const seen = events.find(pred);
+      return seen ? Promise.resolve(seen) : waitFor(pred, timeoutMs);
+    },
+    [Symbol.dispose]: off,
+  };
+}
+
+/** Resolves with the next event of the app matching `pred` (events already past are not seen). */
+export function nextEvent(app: App, pred: (e: StoredEvent) => boolean, timeoutMs = WAIT_TIMEOUT_MS): Promise<StoredEvent> {
+  const log = recordEvents(app.scheduler.events);
+  return log.waitFor(pred, timeoutMs).finally(() => log[Symbol.dispose]());
+}
+
+// ---------- the scheduler alone, on a manual clock ----------
+
+export type Script = (ctx: HandlerContext) => Promise<void>;
+
+export interface Harness extends AsyncDisposable {
+  clock: ManualClock;
+  repo: Store;
+  scheduler: Scheduler;
+  events: StoredEvent[];
+  /** Every run insert the scheduler wrote, in order. */
+  inserted: RunRecord[];
+  /** Contexts of handler calls, in order. */
+  calls: HandlerContext[];
+  /** Queue behaviour for the next handler calls; with nothing queued a call succeeds at once. */
+  script(...steps: Script[]): void;
+  addAgent(id: string, extra?: Partial<AgentRecord>): Promise<AgentRecord>;
+  /** Resolves at the next event that matches. */
+  waitFor(pred: (e: StoredEvent) => boolean): Promise<StoredEvent>;
+  /** Resolves with the first matching event, already seen or still to come. */
+  eventually(pred: (e: StoredEvent) => boolean): Promise<StoredEvent>;
+  runs(agentId: string): Promise<RunRecord[]>;
+  /** Runs `agent` now and resolves with the first event of `type` that follows (for that agent). */
+  runUntil(agent: AgentRecord, type: StoredEvent['type']): Promise<StoredEvent>;
+  /** Runs `agent` now with a handler that holds until released; resolves once the handler has started. */
+  holdRun(agent: AgentRecord, honour?: boolean): Promise<{ run: RunRecord; gate: ReturnType<typeof gate> }>;
+}
+
+export const at = (iso: string) => Date.parse(iso);
+
+export async function createHarness(options: Partial<SchedulerOptions> & { start?: number; dbUrl?: string; keepOpen?: boolean; extraHandlers?: HandlerDefinition<never>[] } = {}): Promise<Harness> {
+  const repo = options.dbUrl === undefined ? createMemoryStore() : await sqliteStore(options.dbUrl);
+  const inserted: RunRecord[] = [];
+  const store = {
+    ...repo,
+    write(op: WriteOp) {
+      if (op.op === 'run.insert') inserted.push({ ...op.run });
+      repo.write(op);
+    },
+  };
+  const clock = createManualClock(options.start ?? at('2026-01-01T00:00:00Z'));
+  const queue: Script[] = [];
+  const calls: HandlerContext[] = [];
+  const scripted: HandlerDefinition<Record<string, unknown>> = {
+    name: 'scripted',
+    config: z.record(z.string(), z.unknown()),
+    run: async (ctx) => {
+      calls.push(ctx);
+      const step = queue.shift();
+      if (step) await step(ctx);
+    },
+  };
+  const handlers = createHandlerRegistry([scripted as HandlerDefinition<never>, ...(options.extraHandlers ?? [])]);
+  const scheduler = createScheduler({ store, handlers, clock, statusIntervalMs: 0, ...options });
+  const log = recordEvents(scheduler.events);
+  await scheduler.start();
+  return {
+    clock,
+    repo,
+    scheduler,
+    events: log.events,
+    inserted,
+    calls,
+    script: (...steps) => queue.push(...steps),
+    async addAgent(id, extra = {}) {
+      const a: AgentRecord = {
+        id, owner: 'alice', name: id, handler: 'scripted', config: {}, description: null, timeoutMs: null, maxRetries: null,
+        status: 'IDLE', lastRunAt: null, lastError: null, retryCount: 0, backoffUntil: null, createdAt: clock.now(), updatedAt: clock.now(), ...extra,
+      };
+      await repo.insertAgent(a);
+      return a;
+    },
+    waitFor: (pred) => log.waitFor(pred),
+    eventually: (pred) => log.eventually(pred),
+    async runUntil(agent, type) {
+      const seen = log.waitFor((e) => e.type === type && e.agentId === agent.id);
+      await scheduler.runNow(agent);
+      return seen;
+    },
+    async holdRun(agent, honour = true) {
+      const g = gate(honour);
+      queue.push(g.step);
+      const run = await scheduler.runNow(agent);
+      await g.started;
+      return { run, gate: g };
+    },
+    runs: (agentId) => repo.listRuns(agentId, 1000),
+    async [Symbol.asyncDispose]() {
+      if (options.keepOpen) return;
+      log[Symbol.dispose]();
+      await scheduler.stop(0);
+      await repo[Symbol.asyncDispose]();
+    },
+  };
+}
+
+async function sqliteStore(url: string): Promise<Store> {
+  const db = new Kysely<Database>({ dialect: betterSqliteDialect(url) });
+  await migrate(db);
+  return createRepository(db);
+}
+
+/** A handler step that waits until the test releases it (or its signal fires, when `honour`). */
+export function gate(honour = true) {
+  let release!: () => void;
+  let fail!: (e: unknown) => void;
+  const released = new Promise<void>((res, rej) => {
+    release = res;
+    fail = rej;
+  });
+  let entered!: () => void;
+  const started = new Promise<void>((r) => (entered = r));
+  const step: Script = async (ctx) => {
+    entered();
+    if (honour) {
+      await Promise.race([released, new Promise<void>((_, rej) => ctx.signal.addEventListener('abort', () => rej(ctx.signal.reason), { once: true }))]);
+    } else await released;
+  };
+  return { step, started, release: () => release(), fail: (e: unknown) => fail(e) };
+}
+
+export const failWith = (message: string): Script => async () => {
+  throw new Error(message);
+};
+
+// ---------- the whole server on a free port ----------
+
+export const TEST_SECRET = 'test-secret-that-is-at-least-32-bytes-long!!';
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ DATABASE_URL: ':memory:', JWT_SECRET: TEST_SECRET, PORT: '0', ...env });
+}
+
+/** A temporary folder removed on dispose. */
+export function tempDir(): { path: string } & Disposable {
+  const path = mkdtempSync(join(tmpdir(), 'sched-test-'));
+  return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export interface TestServer extends AsyncDisposable {
+  app: App;
+  url: string;
+  token(sub?: string, role?: string): Promise<string>;
+  /** fetch against the server with a JSON body and a bearer token. */
+  call(method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
+}
+
+export async function startServer(opts: { env?: Record<string, string>; handlers?: HandlerDefinition<never>[]; clock?: Clock; dbFile?: string } = {}): Promise<TestServer> {
+  const config = testConfig(opts.env);
+  const app = await createApp({
+    config,
+    dialect: betterSqliteDialect(opts.dbFile ? `file:${opts.dbFile}` : ':memory:'),
+    jwtSecret: config.JWT_SECRET ?? TEST_SECRET,
+    webhookSecret: config.WEBHOOK_SIGNING_SECRET ?? 'webhook-secret',
+    handlers: opts.handlers,
+    clock: opts.clock,
+  });
+  const { port } = await app.listen(0, '127.0.0.1');
+  const url = `http://127.0.0.1:${port}`;
+  const defaultToken = await app.auth.sign({ sub: 'alice' });
+  return {
+    app,
+    url,
+    token: (sub = 'alice', role?: string) => app.auth.sign({ sub, ...(role && { role }) }),
+    async call(method, path, o = {}) {
+      const headers: Record<string, string> = { ...o.headers };
+      const token = o.token === undefined ? defaultToken : o.token;
+      if (token) headers['authorization'] = `Bearer ${token}`;
+      let body: string | undefined = o.raw;
+      if (o.body !== undefined) {
+        body = JSON.stringify(o.body);
+        headers['content-type'] = 'application/json';
+      }
+      const res = await fetch(url + path, { method, headers, body });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // not JSON: tests assert on the text
+      }
+      return { status: res.status, body: parsed, headers: res.headers };
+    },
+    [Symbol.asyncDispose]: () => app.close(1000),
+  };
+}
+
+// ---------- small tools ----------
+
+
+/** A promise with its resolve/reject on the outside. */
+export function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
