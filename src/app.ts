@@ -1,10 +1,13 @@
 import { Kysely, type Dialect } from 'kysely';
-import type { Config } from './config.ts';
-import type { Clock } from './core/clock.ts';
+import { isPostgresUrl, type Config } from './config.ts';
+import { systemClock, type Clock } from './core/clock.ts';
+import { errorText } from './core/errors.ts';
 import { SHUTDOWN_GRACE_MS } from './core/limits.ts';
 import { createHandlerRegistry, type HandlerDefinition, type HandlerRegistry } from './core/handlers.ts';
+import { createInstanceRegistry, newInstanceId } from './core/instances.ts';
 import { silentLogger, type Logger } from './core/logger.ts';
 import { createScheduler } from './core/scheduler.ts';
+import { createLocalSignals, type Signals } from './core/signals.ts';
 import { demoHandler } from './handlers/demo.ts';
 import { createWebhookHandler } from './handlers/webhook.ts';
 import { createAuth } from './services/auth.ts';
@@ -37,17 +40,55 @@ export interface AppOptions {
   clock?: Clock;
   /** @default silentLogger */
   logger?: Logger;
+  /**
+   * Who this process is, for the instances list (`GET /api/instances`). The runtime entries pass the
+   * machine's host name and the process id; core never reads them itself.
+   * @default { host: 'unknown', pid: 0 }
+   */
+  instance?: { host: string; pid: number };
+  /**
+   * How instances tell each other "look now" (docs/cluster.md).
+   * @default LISTEN/NOTIFY on a dedicated connection when DATABASE_URL is PostgreSQL; in-process otherwise
+   */
+  signals?: Signals;
 }
 
+/** With notifications to wake them, followers read other instances' events this often only as a fallback. */
+const EVENT_POLL_WITH_SIGNALS_MS = 1000;
+
 export type App = Awaited<ReturnType<typeof createApp>>;
+
+/** The port is taken (EADDRINUSE): the one line the process prints before exiting with 1. */
+export class PortInUseError extends Error {
+  override name = 'PortInUseError';
+  constructor(
+    readonly port: number,
+    readonly host: string,
+  ) {
+    super(`PORT ${port} is already in use on ${host}; stop the other server or set PORT`);
+  }
+}
 
 export async function createApp(options: AppOptions) {
   const { config } = options;
   const logger = options.logger ?? silentLogger;
   const auth = createAuth({ secret: options.jwtSecret, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE });
+  const clock = options.clock ?? systemClock;
   const db = new Kysely<Database>({ dialect: options.dialect });
   await migrate(db);
-  const repo = createRepository(db, logger);
+  const signals: Signals = options.signals ?? (isPostgresUrl(config.DATABASE_URL)
+    ? (await import('./storage/dialects/postgres-signals.ts')).createPostgresSignals({ url: config.DATABASE_URL, logger, clock })
+    : createLocalSignals({ logger }));
+  const shared = isPostgresUrl(config.DATABASE_URL);
+  // On a shared database a committed batch of events wakes every instance's followers (a lost wake-up
+  // only waits for the poll); a SQLite file has one writer, whose own events need no waking.
+  const repo = createRepository(db, logger, shared
+    ? { eventPollMs: EVENT_POLL_WITH_SIGNALS_MS, onEventsCommitted: (lastId) => signals.notify('events', String(lastId)) }
+    : {});
+  // Our own notifications come back too: only an id past what the bus has seen is worth a read.
+  const stopWaking = signals.listen('events', (payload) => {
+    if (Number(payload) > scheduler.lastEventId()) void repo.pollEvents();
+  });
 
   const handlers: HandlerRegistry = createHandlerRegistry([
     demoHandler as HandlerDefinition<never>,
@@ -55,10 +96,22 @@ export async function createApp(options: AppOptions) {
     ...(options.handlers ?? []),
   ]);
 
+  const instance = createInstanceRegistry({
+    store: repo,
+    clock,
+    log: logger,
+    identity: { id: newInstanceId(), host: options.instance?.host ?? 'unknown', pid: options.instance?.pid ?? 0 },
+    maxConcurrent: config.MAX_CONCURRENT_AGENTS,
+    heartbeatMs: config.INSTANCE_HEARTBEAT_MS,
+    leaseMs: config.INSTANCE_LEASE_MS,
+    running: () => scheduler.stats().runningAgentsCount,
+    onCapacityChange: () => scheduler.figuresChanged(),
+  });
+
   const scheduler = createScheduler({
     store: repo,
     handlers,
-    clock: options.clock,
+    clock,
     logger,
     maxConcurrent: config.MAX_CONCURRENT_AGENTS,
     maxRetries: config.MAX_RETRIES,
@@ -66,29 +119,85 @@ export async function createApp(options: AppOptions) {
     timeoutMs: config.AGENT_TIMEOUT_MS,
     runHistoryLimit: config.RUN_HISTORY_LIMIT,
     eventRetentionMs: config.EVENT_RETENTION_MS,
+    instanceId: instance.id,
+    capacity: instance.capacity,
   });
-  await scheduler.start();
 
-  const services = createServices({ store: repo, scheduler, handlers, now: options.clock ? () => options.clock!.now() : Date.now });
+  // The scheduler starts only once this process owns its port as well as its database (`listen`
+  // binds, then starts it): recovery marks the runs a dead process left open as interrupted, and a
+  // second server that cannot bind must not do that to the runs of the one that owns the port.
+  // Requests that arrive in between wait for the start, so none sees a scheduler that has not loaded.
+  let ready = false;
+  let openGate!: () => void;
+  const gateOpen = new Promise<void>((resolve) => (openGate = resolve));
+  const afterStart = <A extends unknown[]>(fn: (...args: A) => void | Promise<void>) =>
+    (...args: A): Promise<void> => (ready ? Promise.resolve(fn(...args)) : gateOpen.then(() => fn(...args)));
+
+  const services = createServices({ store: repo, scheduler, handlers, instances: instance, now: () => clock.now() });
   const trpc = createTrpcTransport({ auth, services });
+  const upgradeTrpc = afterStart(trpc.upgrade);
   const http = createHttpServer({
-    rest: createRestHandler({ services, auth, logger }),
+    rest: afterStart(createRestHandler({ services, auth, logger })),
     logger,
-    mounts: [{ prefix: '/trpc', handle: trpc.handle }],
-    upgrades: [{ prefix: '/trpc', handle: trpc.upgrade }],
+    mounts: [{ prefix: '/trpc', handle: afterStart(trpc.handle) }],
+    upgrades: [{
+      prefix: '/trpc',
+      handle: (req, socket, head) => void upgradeTrpc(req, socket, head).catch((err: unknown) => {
+        logger.error('WebSocket upgrade failed', { error: errorText(err) });
+        socket.destroy();
+      }),
+    }],
     foreignUpgrades: ['/socket.io'],
   });
   const socketio = attachSocketIo(http.server, { auth, services, logger });
+
+  let started: Promise<void> | undefined;
+  /**
+   * Registers this instance and starts the scheduler: recovery, catch-up, fires. `listen` calls it once
+   * the port is bound; an embedder that serves no HTTP calls it itself. Idempotent.
+   */
+  function start(): Promise<void> {
+    started ??= (async () => {
+      try {
+        await instance.start();
+        await scheduler.start();
+      } finally {
+        ready = true;
+        openGate();
+      }
+    })();
+    return started;
+  }
+
+  /** Binds the port (PortInUseError when it is taken), then starts the scheduler. */
+  async function listen(port = config.PORT, host = config.HOST): Promise<{ port: number; host: string }> {
+    let address;
+    try {
+      address = await http.listen(port, host);
+    } catch (err) {
+      if ((err as { code?: unknown } | null)?.code === 'EADDRINUSE') throw new PortInUseError(port, host);
+      throw err;
+    }
+    await start();
+    return address;
+  }
 
   let closed: Promise<void> | undefined;
   /** Stops everything; requests and runs in flight get `graceMs` to finish. */
   async function close(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
     closed ??= (async () => {
-      // Live connections first (they would hold the HTTP server open), then in-flight requests, runs, the database.
+      // Requests held for a start that will not come now go on, and end with the server.
+      ready = true;
+      openGate();
+      // Live connections first (they would hold the HTTP server open), then in-flight requests, runs,
+      // this instance's row (stopped, so it leaves the list at once), the database.
       await socketio.close();
       await trpc.close();
       await http.close(graceMs);
       await scheduler.stop(graceMs);
+      await instance.stop();
+      stopWaking();
+      await signals.close();
       await repo[Symbol.asyncDispose]();
     })();
     return closed;
@@ -104,7 +213,10 @@ export async function createApp(options: AppOptions) {
     server: http.server,
     io: socketio.io,
     trpcSockets: trpc.clients,
-    listen: (port = config.PORT, host = config.HOST) => http.listen(port, host),
+    instance,
+    signals,
+    start,
+    listen,
     close,
     [Symbol.asyncDispose]: () => close(),
   };

@@ -52,6 +52,10 @@ const envSchema = z.object({
   RUN_HISTORY_LIMIT: intFrom(1).default(D.RUN_HISTORY_LIMIT),
   /** How long stored events are kept for stream resume; never under an hour, so a client can resume after a short outage. */
   EVENT_RETENTION_MS: intFrom(MIN_EVENT_RETENTION_MS).default(D.EVENT_RETENTION_MS),
+  /** How often this instance renews its row in the instances table. */
+  INSTANCE_HEARTBEAT_MS: intFrom(1).default(D.INSTANCE_HEARTBEAT_MS),
+  /** An instance whose heartbeat is older than this is no longer live; more than the heartbeat. */
+  INSTANCE_LEASE_MS: intFrom(1).default(D.INSTANCE_LEASE_MS),
 });
 
 export type Config = Readonly<z.output<typeof envSchema>>;
@@ -88,6 +92,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (cfg.RETRY_MAX_DELAY_MS < cfg.RETRY_BASE_DELAY_MS) {
     throw new ConfigError(
       `Invalid environment variable RETRY_MAX_DELAY_MS: expected at least RETRY_BASE_DELAY_MS (${cfg.RETRY_BASE_DELAY_MS}), got ${cfg.RETRY_MAX_DELAY_MS}`,
+    );
+  }
+  if (cfg.INSTANCE_LEASE_MS <= cfg.INSTANCE_HEARTBEAT_MS) {
+    throw new ConfigError(
+      `Invalid environment variable INSTANCE_LEASE_MS: expected more than INSTANCE_HEARTBEAT_MS (${cfg.INSTANCE_HEARTBEAT_MS}), got ${cfg.INSTANCE_LEASE_MS}`,
     );
   }
   return Object.freeze({ ...cfg, WEBHOOK_ALLOWED_HOSTS: Object.freeze([...cfg.WEBHOOK_ALLOWED_HOSTS]) as string[] });

@@ -23,6 +23,10 @@ describe('typed client', () => {
     }>();
     expectTypeOf<Awaited<ReturnType<typeof c.agents.run.mutate>>>().toEqualTypeOf<{ runId: string }>();
     expectTypeOf<Awaited<ReturnType<typeof c.schedule.pause.mutate>>>().toEqualTypeOf<{ agentId: string; jobId: string; status: 'paused' }>();
+    expectTypeOf<Awaited<ReturnType<typeof c.instances.list.query>>>().toEqualTypeOf<
+      { id: string; host: string; pid: number; startedAt: string; heartbeatAt: string; running: number; maxConcurrent: number }[]
+    >();
+    expectTypeOf<Awaited<ReturnType<typeof c.agents.runs.query>>[number]['instanceId']>().toEqualTypeOf<string | null>();
     expectTypeOf<Parameters<typeof c.events.agent.subscribe>[0]>().toMatchTypeOf<{ agentId: string; lastEventId?: number | string | null }>();
   });
 });

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kysely } from 'kysely';
+import pg from 'pg';
 import { z } from 'zod';
 import { createApp, type App } from '../src/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -276,4 +277,32 @@ export function deferred<T = void>() {
     reject = rej;
   });
   return { promise, resolve, reject };
+}
+
+/** The local PostgreSQL the tests may use (.ci/run always sets it; without it PostgreSQL tests skip, saying so). */
+export const TEST_POSTGRES_URL = process.env['TEST_POSTGRES_URL'];
+
+/**
+ * A fresh PostgreSQL schema for one test and a URL whose connections use it (search_path), dropped on
+ * dispose, so tests on one database never see each other's rows.
+ */
+export async function pgSchema(): Promise<{ url: string; schema: string } & AsyncDisposable> {
+  if (!TEST_POSTGRES_URL) throw new Error('pgSchema needs TEST_POSTGRES_URL');
+  const schema = `t_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = new pg.Client(TEST_POSTGRES_URL);
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.end();
+  const url = new URL(TEST_POSTGRES_URL);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  return {
+    url: url.toString(),
+    schema,
+    async [Symbol.asyncDispose]() {
+      const c = new pg.Client(TEST_POSTGRES_URL);
+      await c.connect();
+      await c.query(`DROP SCHEMA ${schema} CASCADE`);
+      await c.end();
+    },
+  };
 }

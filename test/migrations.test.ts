@@ -1,8 +1,10 @@
 import { join } from 'node:path';
 import { Kysely } from 'kysely';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { migrate } from '../src/storage/migrations.ts';
+import { migrate, MIGRATION_LOCK_KEY } from '../src/storage/migrations.ts';
 import { betterSqliteDialect } from '../src/storage/dialects/better-sqlite3.ts';
+import { postgresDialect } from '../src/storage/dialects/postgres.ts';
 import { startServer, tempDir } from './harness.ts';
 
 describe('migrations', () => {
@@ -10,7 +12,7 @@ describe('migrations', () => {
     using dir = tempDir();
     const url = `file:${join(dir.path, 'm.db')}`;
     const db = new Kysely<any>({ dialect: betterSqliteDialect(url) });
-    expect((await migrate(db)).applied).toEqual(['0001_init', '0002_partial_open_runs_index']);
+    expect((await migrate(db)).applied).toEqual(['0001_init', '0002_partial_open_runs_index', '0003_instances_and_event_ids']);
     expect((await migrate(db)).applied).toEqual([]);
     const tables = (await db.introspection.getTables()).map((t) => t.name).sort();
     expect(tables).toEqual(expect.arrayContaining(['agents', 'events', 'runs', 'schedules']));
@@ -43,5 +45,71 @@ describe('migrations', () => {
     expect(db.pragma('synchronous', { simple: true })).toBe(1);
     expect(db.pragma('busy_timeout', { simple: true })).toBe(5000);
     db.close();
+  });
+});
+
+const pgUrl = process.env['TEST_POSTGRES_URL'];
+
+describe('migrations on PostgreSQL', () => {
+  if (!pgUrl) {
+    it.skip('skipped: TEST_POSTGRES_URL is not set (.ci/run sets it)', () => {});
+    return;
+  }
+
+  it('three instances starting at once on a fresh schema all succeed, and the schema is migrated once', async () => {
+    const schema = `t_mig_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+    const admin = new pg.Client(pgUrl);
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const url = new URL(pgUrl);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    const dbs = [0, 1, 2].map(() => new Kysely<any>({ dialect: postgresDialect(url.toString()) }));
+    try {
+      const results = await Promise.all(dbs.map((db) => migrate(db, { schema })));
+      const applied = results.map((r) => r.applied).sort((a, b) => b.length - a.length);
+      expect(applied).toEqual([['0001_init', '0002_partial_open_runs_index', '0003_instances_and_event_ids'], [], []]);
+      const recorded = await admin.query(`SELECT name FROM ${schema}.kysely_migration ORDER BY name`);
+      expect(recorded.rows.map((r) => r.name)).toEqual(['0001_init', '0002_partial_open_runs_index', '0003_instances_and_event_ids']);
+      const counters = await admin.query(`SELECT name, value FROM ${schema}.counters`);
+      expect(counters.rows).toEqual([{ name: 'event_id', value: 0 }]);
+      // The lock is given back: a later start finds nothing to do.
+      expect((await migrate(dbs[0]!, { schema })).applied).toEqual([]);
+    } finally {
+      await Promise.all(dbs.map((db) => db.destroy()));
+      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+      await admin.end();
+    }
+  });
+
+  it('holds the lock for the whole run, bookkeeping tables included, so a start waits for the one migrating', async () => {
+    const schema = `t_mig_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+    const holder = new pg.Client(pgUrl);
+    await holder.connect();
+    await holder.query(`CREATE SCHEMA ${schema}`);
+    const url = new URL(pgUrl);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    const db = new Kysely<any>({ dialect: postgresDialect(url.toString()) });
+    try {
+      // Another instance is migrating: it holds the lock.
+      await holder.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+      const migrated = migrate(db, { schema });
+      // Wait until this start is queued on the lock (a bigint key shows as classid = high half, objid = low half).
+      const [classid, objid] = [Number(MIGRATION_LOCK_KEY >> 32n), Number(MIGRATION_LOCK_KEY & 0xffffffffn)];
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const waiting = await holder.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND NOT granted", [classid, objid]);
+        if (waiting.rowCount) break;
+        if (Date.now() > deadline) throw new Error('migrate never waited on the lock');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const tables = await holder.query('SELECT table_name FROM information_schema.tables WHERE table_schema = $1', [schema]);
+      expect(tables.rows).toEqual([]);
+      await holder.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY.toString()]);
+      expect((await migrated).applied).toHaveLength(3);
+    } finally {
+      await db.destroy();
+      await holder.query(`DROP SCHEMA ${schema} CASCADE`);
+      await holder.end();
+    }
   });
 });

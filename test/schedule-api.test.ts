@@ -163,7 +163,7 @@ describe('schedule REST API', () => {
       {
         id: run.body.data.runId, agentId: 'd', jobId: 'd', trigger: 'manual', attempt: 1, status: 'completed',
         scheduledAt: expect.stringMatching(ISO), startedAt: expect.stringMatching(ISO), finishedAt: expect.stringMatching(ISO),
-        durationMs: expect.any(Number), progress: 100, error: null,
+        durationMs: expect.any(Number), progress: 100, error: null, instanceId: s.app.instance.id,
       },
     ]);
     expect((await s.call('GET', '/api/agents/d')).body.data).toMatchObject({ status: 'COMPLETED', lastRunAt: expect.stringMatching(ISO), lastError: null });

@@ -3,12 +3,12 @@ import { dirname, join } from 'node:path';
 import { Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { AgentRecord, RunRecord, ScheduleRecord, Store } from '../src/core/store.ts';
+import type { AgentRecord, EventRecord, InstanceRecord, NewEvent, RunRecord, ScheduleRecord, Store } from '../src/core/store.ts';
 import { betterSqliteDialect } from '../src/storage/dialects/better-sqlite3.ts';
 import { postgresDialect } from '../src/storage/dialects/postgres.ts';
 import { createMemoryStore } from '../src/storage/memory.ts';
 import { migrate } from '../src/storage/migrations.ts';
-import { createRepository, type Repository } from '../src/storage/repository.ts';
+import { createRepository, type Repository, type RepositoryOptions } from '../src/storage/repository.ts';
 import type { Database } from '../src/storage/schema.ts';
 import { TABLES, type SqlType } from '../src/storage/tables.ts';
 
@@ -73,7 +73,7 @@ const agent = (id: string, owner = 'alice', extra: Partial<AgentRecord> = {}): A
 });
 const run = (id: string, agentId: string, createdAt: number, extra: Partial<RunRecord> = {}): RunRecord => ({
   id, agentId, jobId: agentId, trigger: 'schedule', attempt: 1, status: 'queued', priority: 2, scheduledAt: createdAt,
-  startedAt: null, finishedAt: null, durationMs: null, progress: null, error: null, dedupeKey: null, createdAt, ...extra,
+  startedAt: null, finishedAt: null, durationMs: null, progress: null, error: null, dedupeKey: null, instanceId: null, createdAt, ...extra,
 });
 const schedule = (agentId: string, extra: Partial<ScheduleRecord> = {}): ScheduleRecord => ({
   agentId, jobId: agentId, expression: '@daily', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: true, nextRunAt: null, createdAt: 1, updatedAt: 1, ...extra,
@@ -108,8 +108,8 @@ describe.each(stores)('storage contract on %s', (_name, open) => {
     repo.write({ op: 'agent.update', id: 'a1', set: { status: 'COMPLETED', lastRunAt: 11 } });
     repo.write({ op: 'schedule.upsert', schedule: schedule('a1', { jobId: 'j1', expression: '* * * * *', priority: 3, nextRunAt: 60_000 }) });
     repo.write({ op: 'schedule.update', agentId: 'a1', set: { paused: true } });
-    repo.write({ op: 'event.insert', event: { id: 1, type: 'agent:started', agentId: 'a1', data: { x: 1 }, createdAt: 11 } });
-    repo.write({ op: 'event.insert', event: { id: 2, type: 'scheduler:status', agentId: null, data: { y: 2 }, createdAt: 12 } });
+    repo.write({ op: 'event.insert', event: { type: 'agent:started', agentId: 'a1', data: { x: 1 }, createdAt: 11 } });
+    repo.write({ op: 'event.insert', event: { type: 'scheduler:status', agentId: null, data: { y: 2 }, createdAt: 12 } });
     await repo.flush();
     expect(await repo.getRun('r1')).toMatchObject({ status: 'completed', startedAt: 11, finishedAt: 15, durationMs: 4, progress: 100 });
     expect(await repo.getAgent('a1')).toMatchObject({ status: 'COMPLETED', lastRunAt: 11 });
@@ -205,7 +205,7 @@ describe.each(stores)('storage contract on %s', (_name, open) => {
     repo.write({ op: 'run.insert', run: run('r1', 'a1', 1) });
     repo.write({ op: 'run.insert', run: run('r2', 'a2', 1) });
     repo.write({ op: 'schedule.upsert', schedule: schedule('a1') });
-    repo.write({ op: 'event.insert', event: { id: 1, type: 'agent:paused', agentId: 'a1', data: {}, createdAt: 1 } });
+    repo.write({ op: 'event.insert', event: { type: 'agent:paused', agentId: 'a1', data: {}, createdAt: 1 } });
     await repo.flush();
     await repo.deleteAgent('a1');
     expect(await repo.getAgent('a1')).toBeUndefined();
@@ -218,8 +218,7 @@ describe.each(stores)('storage contract on %s', (_name, open) => {
 
   it('reads events in id order, per agent or scheduler-wide, up to the limit', async () => {
     await using repo = await open();
-    for (const id of [3, 1, 5, 2, 4]) repo.write({ op: 'event.insert', event: { id, type: 'agent:progress', agentId: id === 4 ? null : 'a', data: { id }, createdAt: id } });
-    repo.write({ op: 'event.insert', event: { id: 1, type: 'agent:progress', agentId: 'a', data: { again: true }, createdAt: 1 } });
+    for (const n of [1, 2, 3, 4, 5]) repo.write({ op: 'event.insert', event: { type: 'agent:progress', agentId: n === 4 ? null : 'a', data: { id: n }, createdAt: n } });
     expect((await repo.eventsAfter(1, 'a', 2)).map((e) => e.id)).toEqual([2, 3]);
     expect(await repo.eventsAfter(0, 'a', 1)).toEqual([{ id: 1, type: 'agent:progress', agentId: 'a', data: { id: 1 }, createdAt: 1 }]);
     expect((await repo.eventsAfter(0, null, 10)).map((e) => e.id)).toEqual([4]);
@@ -231,8 +230,8 @@ describe.each(stores)('storage contract on %s', (_name, open) => {
     await using repo = await open();
     expect(await repo.maxEventId()).toBe(0);
     expect(await repo.oldestEventId()).toBeNull();
-    repo.write({ op: 'event.insert', event: { id: 1, type: 'agent:paused', agentId: 'a', data: {}, createdAt: 100 } });
-    repo.write({ op: 'event.insert', event: { id: 2, type: 'agent:paused', agentId: 'a', data: {}, createdAt: 200 } });
+    repo.write({ op: 'event.insert', event: { type: 'agent:paused', agentId: 'a', data: {}, createdAt: 100 } });
+    repo.write({ op: 'event.insert', event: { type: 'agent:paused', agentId: 'a', data: {}, createdAt: 200 } });
     repo.write({ op: 'events.trim', before: 150 });
     await repo.flush();
     expect(await repo.oldestEventId()).toBe(2);
@@ -244,14 +243,14 @@ describe.each(stores)('storage contract on %s', (_name, open) => {
     repo.write({ op: 'agent.update', id: 'a1', set: { status: 'RUNNING', lastError: 'x' } });
     repo.write({ op: 'run.insert', run: run('r1', 'a1', 10) });
     repo.write({ op: 'schedule.upsert', schedule: schedule('a1') });
-    repo.write({ op: 'event.insert', event: { id: 7, type: 'agent:started', agentId: 'a1', data: {}, createdAt: 10 } });
+    repo.write({ op: 'event.insert', event: { type: 'agent:started', agentId: 'a1', data: {}, createdAt: 10 } });
     // Every read at once: each waits for the same batch.
     const [a, r, s, runs, max] = await Promise.all([repo.getAgent('a1'), repo.getRun('r1'), repo.getSchedule('a1'), repo.listRuns('a1', 5), repo.maxEventId()]);
     expect(a).toMatchObject({ status: 'RUNNING', lastError: 'x' });
     expect(r).toMatchObject({ id: 'r1', status: 'queued' });
     expect(s).toMatchObject({ agentId: 'a1' });
     expect(runs.map((x) => x.id)).toEqual(['r1']);
-    expect(max).toBe(7);
+    expect(max).toBe(1);
     repo.write({ op: 'run.update', id: 'r1', set: { status: 'completed' } });
     expect(await repo.loadOpenRuns()).toEqual([]);
   });
@@ -286,6 +285,210 @@ describe.each(stores)('storage contract on %s', (_name, open) => {
     expect(read.config).toEqual({ nested: { n: 1 } });
     (read.config['nested'] as { n: number }).n = 3;
     expect((await repo.getAgent('a1'))!.config).toEqual({ nested: { n: 1 } });
+  });
+});
+
+// ---------- event ids and followers ----------
+
+const ev = (n: number, extra: Partial<NewEvent> = {}): NewEvent => ({ type: 'agent:progress', agentId: 'a', data: { n }, createdAt: n, ...extra });
+
+/** Follows a store's events, recording them; `until(id)` resolves once that id has been delivered. */
+function follow(store: Pick<Store, 'followEvents'>, after: number) {
+  const got: EventRecord[] = [];
+  const waiters = new Set<{ id: number; resolve: () => void }>();
+  const stop = store.followEvents(after, (batch) => {
+    got.push(...batch);
+    const last = got[got.length - 1]!.id;
+    for (const w of waiters) {
+      if (last < w.id) continue;
+      waiters.delete(w);
+      w.resolve();
+    }
+  });
+  return {
+    got,
+    ids: () => got.map((e) => e.id),
+    stop,
+    until: (id: number) =>
+      new Promise<void>((resolve, reject) => {
+        if ((got.at(-1)?.id ?? after) >= id) return resolve();
+        const timer = setTimeout(() => reject(new Error(`event ${id} not delivered; got ${got.map((e) => e.id).join(',')}`)), 10_000);
+        waiters.add({ id, resolve: () => (clearTimeout(timer), resolve()) });
+      }),
+  };
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe.each(stores)('event ids and followers on %s', (_name, open) => {
+  it('numbers events from one counter in write order, consecutive across batches, and never hands an id out twice', async () => {
+    await using repo = await open();
+    for (const n of [1, 2, 3]) repo.write({ op: 'event.insert', event: ev(n) });
+    await repo.flush();
+    for (const n of [4, 5]) repo.write({ op: 'event.insert', event: ev(n) });
+    await repo.flush();
+    expect((await repo.eventsAfter(0, 'a', 10)).map((e) => [e.id, (e.data as { n: number }).n])).toEqual(range(1, 5).map((n) => [n, n]));
+    // Retention empties the table; the counter goes on.
+    repo.write({ op: 'events.trim', before: Number.MAX_SAFE_INTEGER });
+    await repo.flush();
+    expect(await repo.oldestEventId()).toBeNull();
+    expect(await repo.maxEventId()).toBe(5);
+    repo.write({ op: 'event.insert', event: ev(6) });
+    expect((await repo.eventsAfter(0, 'a', 10)).map((e) => e.id)).toEqual([6]);
+  });
+
+  it('takes no ids for a batch that fails: ids have no holes', async () => {
+    await using repo = await open();
+    repo.write({ op: 'run.insert', run: run('r1', 'a1', 1) });
+    await repo.flush();
+    repo.write({ op: 'event.insert', event: ev(1) });
+    repo.write({ op: 'run.insert', run: run('r1', 'a1', 2) });
+    await expect(repo.flush()).rejects.toThrow();
+    expect(await repo.maxEventId()).toBe(0);
+    repo.write({ op: 'event.insert', event: ev(2) });
+    expect(await repo.eventsAfter(0, 'a', 10)).toEqual([{ id: 1, ...ev(2) }]);
+  });
+
+  it('delivers its own events to a follower once committed, in id order, each once', async () => {
+    await using repo = await open();
+    const f = follow(repo, 0);
+    repo.write({ op: 'event.insert', event: ev(1) });
+    repo.write({ op: 'event.insert', event: ev(2, { agentId: null, type: 'scheduler:status' }) });
+    expect(f.got).toEqual([]); // nothing before its commit
+    await f.until(2);
+    expect(f.got).toEqual([...(await repo.eventsAfter(0, 'a', 10)), ...(await repo.eventsAfter(0, null, 10))]);
+    // Caught up, a follower gets a batch as it commits: by the time flush resolves.
+    for (const n of [3, 4, 5]) repo.write({ op: 'event.insert', event: ev(n) });
+    await repo.flush();
+    expect(f.ids()).toEqual(range(1, 5));
+    f.stop();
+  });
+
+  it('delivers first what was committed after `after` before following began, then what follows', async () => {
+    await using repo = await open();
+    for (const n of [1, 2, 3]) repo.write({ op: 'event.insert', event: ev(n) });
+    await repo.flush();
+    const f = follow(repo, 1);
+    await f.until(3);
+    repo.write({ op: 'event.insert', event: ev(4) });
+    await f.until(4);
+    expect(f.ids()).toEqual([2, 3, 4]);
+    f.stop();
+  });
+
+  it('stops delivering to a follower that stopped; the others go on', async () => {
+    await using repo = await open();
+    const first = follow(repo, 0);
+    const second = follow(repo, 0);
+    repo.write({ op: 'event.insert', event: ev(1) });
+    await Promise.all([first.until(1), second.until(1)]);
+    first.stop();
+    repo.write({ op: 'event.insert', event: ev(2) });
+    await second.until(2);
+    await repo.flush();
+    expect(first.ids()).toEqual([1]);
+    expect(second.ids()).toEqual([1, 2]);
+    second.stop();
+  });
+});
+
+/** A fresh, migrated PostgreSQL schema, and the URL that makes it the search path. */
+async function pgSchemaUrl(): Promise<string> {
+  const { repo, schema } = await pgStore();
+  await repo[Symbol.asyncDispose]();
+  const url = new URL(pgUrl!);
+  url.searchParams.set('options', `-c search_path=${schema!}`);
+  return url.toString();
+}
+
+/** `n` repositories (each its own pool, as separate instances have) on one schema. */
+async function sharedPg(n: number, options: RepositoryOptions = {}): Promise<Repository[]> {
+  const url = await pgSchemaUrl();
+  return Array.from({ length: n }, () => createRepository(new Kysely<Database>({ dialect: postgresDialect(url) }), undefined, options));
+}
+
+const disposeAll = (repos: Repository[]) => Promise.all(repos.map((r) => r[Symbol.asyncDispose]()));
+
+describe.skipIf(!pgUrl)('events across instances on one postgres', () => {
+  it("delivers the other instance's events to a follower in id order, none missing, reading the gaps", async () => {
+    const repos = await sharedPg(2, { eventPollMs: 0 }); // no polling: only gap reads bring the other's events
+    const [a, b] = repos as [Repository, Repository];
+    try {
+      const f = follow(b, 0);
+      let n = 0;
+      for (let round = 0; round < 5; round++) {
+        a.write({ op: 'event.insert', event: ev(++n, { agentId: 'from-a' }) });
+        a.write({ op: 'event.insert', event: ev(++n, { agentId: 'from-a' }) });
+        await a.flush();
+        b.write({ op: 'event.insert', event: ev(++n, { agentId: 'from-b' }) });
+        await b.flush();
+      }
+      await f.until(n);
+      expect(f.ids()).toEqual(range(1, n));
+      expect(f.got.map((e) => (e.data as { n: number }).n)).toEqual(range(1, n));
+      expect(f.got.filter((e) => e.agentId === 'from-a')).toEqual(await b.eventsAfter(0, 'from-a', 100));
+      // Nothing of ours follows these: they come with a poll (the wake-up hook).
+      a.write({ op: 'event.insert', event: ev(++n, { agentId: 'from-a' }) });
+      await a.flush();
+      await b.pollEvents();
+      expect(f.ids()).toEqual(range(1, n));
+      f.stop();
+    } finally {
+      await disposeAll(repos);
+    }
+  });
+
+  it('hands out ids in commit order across instances: a follower polling all along misses none', async () => {
+    const repos = await sharedPg(3, { eventPollMs: 0 });
+    const [a, b, watcher] = repos as [Repository, Repository, Repository];
+    try {
+      const f = follow(watcher, 0);
+      let written = 0;
+      const writer = async (repo: Repository, name: string) => {
+        for (let batch = 0; batch < 40; batch++) {
+          const size = 1 + ((batch * 7) % 5);
+          for (let i = 0; i < size; i++) repo.write({ op: 'event.insert', event: ev(i, { agentId: `${name}:${batch}` }) });
+          written += size;
+          await repo.flush();
+        }
+      };
+      let writing = true;
+      const watching = (async () => {
+        while (writing) await watcher.pollEvents();
+      })();
+      await Promise.all([writer(a, 'a'), writer(b, 'b')]);
+      writing = false;
+      await watching;
+      await watcher.pollEvents();
+      // Had a later id become visible before an earlier one, a poll in between would have skipped the earlier.
+      expect(f.ids()).toEqual(range(1, written));
+      // Each batch took its ids in one go: consecutive, in the order written.
+      const byBatch = new Map<string, EventRecord[]>();
+      for (const e of f.got) byBatch.set(e.agentId!, [...(byBatch.get(e.agentId!) ?? []), e]);
+      expect(byBatch.size).toBe(80);
+      for (const events of byBatch.values()) {
+        expect(events.map((e) => e.id)).toEqual(range(events[0]!.id, events[0]!.id + events.length - 1));
+        expect(events.map((e) => (e.data as { n: number }).n)).toEqual(range(0, events.length - 1));
+      }
+      f.stop();
+    } finally {
+      await disposeAll(repos);
+    }
+  });
+
+  it('polls by default on postgres: events of another instance arrive with no wake-up and no own write', async () => {
+    const repos = await sharedPg(2);
+    const [a, b] = repos as [Repository, Repository];
+    try {
+      const f = follow(b, 0);
+      for (const n of [1, 2, 3]) a.write({ op: 'event.insert', event: ev(n) });
+      await a.flush();
+      await f.until(3);
+      expect(f.ids()).toEqual([1, 2, 3]);
+      f.stop();
+    } finally {
+      await disposeAll(repos);
+    }
   });
 });
 
@@ -328,5 +531,47 @@ describe('the in-memory store', () => {
     visit(join(import.meta.dirname, '../src/storage/memory.ts'));
     expect(seen.size).toBeGreaterThan(1);
     expect(bare.filter((m) => /^(kysely|pg|better-sqlite3|node:sqlite)$/.test(m))).toEqual([]);
+  });
+});
+
+const instance = (id: string, at: number, extra: Partial<InstanceRecord> = {}): InstanceRecord => ({
+  id, host: `host-${id}`, pid: 100, startedAt: at, heartbeatAt: at, running: 0, maxConcurrent: 5, stoppedAt: null, ...extra,
+});
+
+describe.each(stores)('instances on %s', (_name, open) => {
+  it('registers instances and lists the live ones oldest first, as registered', async () => {
+    await using repo = await open();
+    await repo.upsertInstance(instance('b', 20));
+    await repo.upsertInstance(instance('a', 20, { host: 'h', pid: 7, running: 2, maxConcurrent: 9 }));
+    await repo.upsertInstance(instance('c', 10));
+    expect(await repo.listInstances(0)).toEqual([instance('c', 10), instance('a', 20, { host: 'h', pid: 7, running: 2, maxConcurrent: 9 }), instance('b', 20)]);
+  });
+
+  it('renews a heartbeat with the running count; an instance whose heartbeat is older than aliveSince is not live', async () => {
+    await using repo = await open();
+    await repo.upsertInstance(instance('a', 100));
+    await repo.upsertInstance(instance('b', 100));
+    await repo.heartbeatInstance('a', 150, 3);
+    await repo.heartbeatInstance('ghost', 150, 1); // no row: nothing happens
+    expect(await repo.listInstances(150)).toEqual([instance('a', 100, { heartbeatAt: 150, running: 3 })]);
+    expect((await repo.listInstances(100)).map((i) => i.id)).toEqual(['a', 'b']);
+    expect(await repo.listInstances(151)).toEqual([]);
+  });
+
+  it('leaves a stopped instance out at once, and registers it anew when it upserts again', async () => {
+    await using repo = await open();
+    await repo.upsertInstance(instance('a', 100, { running: 4 }));
+    await repo.stopInstance('a', 120);
+    expect(await repo.listInstances(0)).toEqual([]);
+    await repo.upsertInstance(instance('a', 100, { heartbeatAt: 130, running: 1 }));
+    expect(await repo.listInstances(0)).toEqual([instance('a', 100, { heartbeatAt: 130, running: 1 })]);
+  });
+
+  it('keeps the record it was given apart from what it stores', async () => {
+    await using repo = await open();
+    const i = instance('a', 1);
+    await repo.upsertInstance(i);
+    i.running = 99;
+    expect((await repo.listInstances(0))[0]!.running).toBe(0);
   });
 });

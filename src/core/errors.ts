@@ -5,6 +5,7 @@
 export type ErrorCode =
   | 'BAD_REQUEST'
   | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
   | 'NOT_FOUND'
   | 'CONFLICT'
   | 'METHOD_NOT_ALLOWED'
@@ -23,6 +24,8 @@ export class DomainError extends Error {
 }
 
 export const badRequest = (message: string) => new DomainError('BAD_REQUEST', message);
+/** A verified caller who may not make this call (an admin-only one): distinct from a bad token (401). */
+export const forbidden = (message: string) => new DomainError('FORBIDDEN', message);
 export const notFound = (message: string) => new DomainError('NOT_FOUND', message);
 export const conflict = (message: string) => new DomainError('CONFLICT', message);
 

@@ -1,21 +1,25 @@
 import type { EventMap, EventName, StoredEvent } from '../schemas/events.ts';
 import type { Clock, TimerHandle } from './clock.ts';
 import type { EventBus } from './events.ts';
-import type { SchedulerStore } from './store.ts';
+import type { EventRecord, SchedulerStore } from './store.ts';
 
 /** How often expired events are deleted: often enough to bound the table, rarely enough to cost nothing. */
 const TRIM_INTERVAL_MS = 10 * 60_000;
 
 /**
- * The scheduler's events: each one is numbered, stored (so a stream can resume from its id) and
- * published on the bus, in that order, with ids increasing across restarts.
+ * The scheduler's events. `emit` writes an event, unnumbered, into the store's current batch; the store
+ * numbers it when the batch commits, and what the store then delivers (README, "How the engine works") —
+ * this instance's events and, on a shared database, every other instance's, in id order — is what
+ * the bus publishes. So no subscriber ever sees an event that is not durable, or an id that a crash
+ * could hand out again.
  */
 export interface EventLog {
   emit<K extends EventName>(type: K, agentId: string | null, data: EventMap[K]): void;
-  /** The id of the last event emitted (or stored by the previous process). */
+  /** The id of the last event published (before the first: the last one stored when following began). */
   readonly lastId: number;
-  /** Continues numbering after `id`, the last one stored. */
-  continueAfter(id: number): void;
+  /** Publishes every event committed after `id` (the last one stored), until `stopFollowing`. */
+  follow(id: number): void;
+  stopFollowing(): void;
   /** Deletes events older than `retentionMs` now and every TRIM_INTERVAL_MS until `stopTrimming`. */
   startTrimming(retentionMs: number): void;
   stopTrimming(): void;
@@ -25,20 +29,35 @@ export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toI
 
 export function createEventLog(store: SchedulerStore, clock: Clock, bus: EventBus): EventLog {
   let lastId = 0;
+  let unfollow: (() => void) | undefined;
   let trimTimer: TimerHandle | undefined;
+
+  function publish(batch: readonly EventRecord[]): void {
+    for (const e of batch) {
+      lastId = e.id;
+      // Frozen: one event object goes to every subscriber, and transports may cache its serialised form.
+      bus.emit(Object.freeze({ id: e.id, type: e.type, agentId: e.agentId, data: Object.freeze(e.data) }) as StoredEvent);
+    }
+  }
+
   return {
     emit(type, agentId, data) {
-      const id = ++lastId;
-      // Frozen: one event object goes to every subscriber, and transports may cache its serialised form.
+      // Hot path: one record and no promise per event; its id and its publication come with the commit.
+      // Frozen now, so what is stored is what is published.
       Object.freeze(data);
-      store.write({ op: 'event.insert', event: { id, type, agentId, data, createdAt: clock.now() } });
-      bus.emit(Object.freeze({ id, type, agentId, data }) as StoredEvent);
+      store.write({ op: 'event.insert', event: { type, agentId, data, createdAt: clock.now() } });
     },
     get lastId() {
       return lastId;
     },
-    continueAfter(id) {
+    follow(id) {
+      unfollow?.();
       lastId = id;
+      unfollow = store.followEvents(id, publish);
+    },
+    stopFollowing() {
+      unfollow?.();
+      unfollow = undefined;
     },
     startTrimming(retentionMs) {
       const trim = () => store.write({ op: 'events.trim', before: clock.now() - retentionMs });

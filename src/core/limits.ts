@@ -47,9 +47,28 @@ export const SCHEDULER_DEFAULTS = Object.freeze({
   EVENT_RETENTION_MS: 24 * 3_600_000,
   /** Least time between two `scheduler:status` events. @default 250 */
   STATUS_INTERVAL_MS: 250,
+  /** How often an instance renews its row in the instances table (with its running count). @default 5000 */
+  INSTANCE_HEARTBEAT_MS: 5_000,
+  /**
+   * An instance is live while its last heartbeat is at most this old. Six missed heartbeats, so a slow
+   * database or a long pause does not drop a working instance; with the 5 s heartbeat a dead one leaves
+   * the instances list (and the summed capacity in the status) within 35 s. Must exceed the heartbeat.
+   * @default 30000
+   */
+  INSTANCE_LEASE_MS: 30_000,
 });
 
 /** The shortest event retention accepted: a reconnecting client may resume up to an hour later. @default 3600000 */
 export const MIN_EVENT_RETENTION_MS = 3_600_000;
 /** The most runs at once one instance accepts as MAX_CONCURRENT_AGENTS. @default 10000 */
 export const MAX_CONCURRENCY = 10_000;
+
+// ---------- events across instances ----------
+
+/**
+ * How often, on a database several instances share (PostgreSQL), an instance reads the events the others
+ * committed, for its live subscribers. A wake-up from the database (LISTEN/NOTIFY) brings them sooner;
+ * this interval is what a lost wake-up costs at worst. An indexed range read four times a second is
+ * nothing to PostgreSQL. SQLite and the in-memory store have one writer and never poll. @default 250
+ */
+export const EVENT_POLL_MS = 250;

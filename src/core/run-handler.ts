@@ -65,13 +65,15 @@ export interface RunHandlerOptions {
   finish(active: ActiveRun, agent: AgentRecord | undefined, outcome: Outcome): void;
   /** A run still going after this is aborted, unless its agent sets `timeoutMs`. */
   timeoutMs: number;
+  /** This instance, recorded on each run it starts; null for a scheduler that runs outside a server. */
+  instanceId: string | null;
 }
 
 /** Runs a queued run's handler once it has a slot: started, progress, timeout, and how it ended. */
 export type RunHandler = ReturnType<typeof createRunHandler>;
 
 export function createRunHandler(options: RunHandlerOptions) {
-  const { store, clock, log, handlers, agents, active, events, finish, timeoutMs: defaultTimeoutMs } = options;
+  const { store, clock, log, handlers, agents, active, events, finish, timeoutMs: defaultTimeoutMs, instanceId } = options;
   /** Runs between the executor handing them a slot and their finish; stop() waits for them. */
   let executing = 0;
   let idleWaiters: (() => void)[] = [];
@@ -110,7 +112,8 @@ export function createRunHandler(options: RunHandlerOptions) {
       const startedAt = clock.now();
       run.status = 'running';
       run.startedAt = startedAt;
-      store.write({ op: 'run.update', id: run.id, set: { status: 'running', startedAt } });
+      run.instanceId = instanceId;
+      store.write({ op: 'run.update', id: run.id, set: { status: 'running', startedAt, instanceId } });
       agents.write(agent, { status: 'RUNNING' });
       events.emit('agent:started', agent.id, { agentId: agent.id, jobId: run.jobId, runId: run.id, attempt: run.attempt, status: 'started', timestamp: iso(startedAt)! });
 

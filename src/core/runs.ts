@@ -74,6 +74,7 @@ export function createRuns(options: RunsOptions) {
       progress: null,
       error: skipped,
       dedupeKey: trigger === 'schedule' || trigger === 'catchup' ? `${owner.jobId}@${scheduledAt}` : null,
+      instanceId: null, // set by the instance that starts it (run-handler.ts)
       createdAt: now,
     };
     store.write({ op: 'run.insert', run });

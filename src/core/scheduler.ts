@@ -43,6 +43,10 @@ export interface SchedulerOptions {
   eventRetentionMs?: number;
   /** Least time between two `scheduler:status` events. @default 250 (SCHEDULER_DEFAULTS.STATUS_INTERVAL_MS) */
   statusIntervalMs?: number;
+  /** The instance this scheduler runs in, recorded on every run it starts (core/instances.ts). @default null */
+  instanceId?: string | null;
+  /** The status's `maxConcurrentAgents`: the sum over live instances. @default () => maxConcurrent (this one alone) */
+  capacity?: () => number;
 }
 
 export type Scheduler = ReturnType<typeof createScheduler>;
@@ -58,7 +62,7 @@ export type Scheduler = ReturnType<typeof createScheduler>;
  *   run-handler.ts  a run's handler: started, progress, timeout and abort
  *   recovery.ts     start-up: runs left open, fires missed
  *   status.ts       the figures and the throttled `scheduler:status` event
- *   event-log.ts    events numbered, stored and published
+ *   event-log.ts    events stored, then published as the store delivers them numbered
  */
 export function createScheduler(options: SchedulerOptions) {
   const { store, handlers } = options;
@@ -76,7 +80,8 @@ export function createScheduler(options: SchedulerOptions) {
   // The figures change with every run's state; `status` is built below, once what it reads exists.
   const active = createActiveRuns(() => status.changed());
   const status: Status = createStatus({
-    clock, events, lifecycle, schedules, active, maxConcurrent,
+    clock, events, lifecycle, schedules, active,
+    capacity: options.capacity ?? (() => maxConcurrent),
     intervalMs: options.statusIntervalMs ?? SCHEDULER_DEFAULTS.STATUS_INTERVAL_MS,
   });
   const agents = createAgentState(store, clock, schedules, active);
@@ -85,6 +90,7 @@ export function createScheduler(options: SchedulerOptions) {
     store, clock, log, handlers, agents, active, events,
     finish: (a, agent, outcome) => runs.finish(a, agent, outcome),
     timeoutMs: options.timeoutMs ?? SCHEDULER_DEFAULTS.AGENT_TIMEOUT_MS,
+    instanceId: options.instanceId ?? null,
   });
   const runs: Runs = createRuns({
     store, clock, agents, schedules, active, timeline, executor, events,
@@ -106,7 +112,9 @@ export function createScheduler(options: SchedulerOptions) {
   async function start(): Promise<void> {
     if (lifecycle.started) return;
     const now = clock.now();
-    events.continueAfter(await store.maxEventId());
+    // Live events from the last one stored on: those of this process once committed, and on a shared
+    // database those of every other instance, in id order.
+    events.follow(await store.maxEventId());
     await schedules.load();
     lifecycle.started = true;
     timeline.start(due);
@@ -135,7 +143,8 @@ export function createScheduler(options: SchedulerOptions) {
     }
     runner.abortRunning('shutdown', 'interrupted by shutdown');
     await runner.idle();
-    await store.flush();
+    await store.flush(); // the last events are published as this batch commits, before it resolves
+    events.stopFollowing();
   }
 
   function requireSchedule(agentId: string, jobId: string): ScheduleState {
@@ -155,6 +164,8 @@ export function createScheduler(options: SchedulerOptions) {
     start,
     stop,
     stats: status.stats,
+    /** Says the figures may have changed from outside (an instance came or went): `scheduler:status` follows if they did. */
+    figuresChanged: () => status.changed(),
     [Symbol.asyncDispose]: () => stop(),
 
     /** Creates or replaces the agent's schedule (validated: a bad expression or timezone is a 400). */

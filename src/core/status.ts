@@ -16,7 +16,8 @@ export interface StatusOptions {
   lifecycle: Lifecycle;
   schedules: Schedules;
   active: ActiveRuns;
-  maxConcurrent: number;
+  /** `maxConcurrentAgents`: the sum of MAX_CONCURRENT_AGENTS over the live instances (core/instances.ts). */
+  capacity(): number;
   /** Least time between two `scheduler:status` events. */
   intervalMs: number;
 }
@@ -24,7 +25,7 @@ export interface StatusOptions {
 /** The scheduler's figures, and the `scheduler:status` event that reports their changes. */
 export type Status = ReturnType<typeof createStatus>;
 
-export function createStatus({ clock, events, lifecycle, schedules, active, maxConcurrent, intervalMs }: StatusOptions) {
+export function createStatus({ clock, events, lifecycle, schedules, active, capacity, intervalMs }: StatusOptions) {
   let timer: TimerHandle | undefined;
   let lastAt = -Infinity;
   let lastJson = '';
@@ -41,7 +42,7 @@ export function createStatus({ clock, events, lifecycle, schedules, active, maxC
       scheduledTasksCount: scheduled,
       runningAgentsCount: active.running,
       queuedTasksCount: active.queued,
-      maxConcurrentAgents: maxConcurrent,
+      maxConcurrentAgents: capacity(),
       pausedJobsCount: paused,
     };
   }

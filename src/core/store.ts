@@ -57,6 +57,8 @@ export interface RunRecord {
   error: string | null;
   /** `jobId@scheduledAt` for schedule and catch-up fires: unique, so one slot never runs twice. */
   dedupeKey: string | null;
+  /** The instance that ran it; null before it starts. */
+  instanceId: string | null;
   createdAt: number;
 }
 
@@ -68,6 +70,28 @@ export interface EventRecord {
   createdAt: number;
 }
 
+/**
+ * An event as the scheduler writes it: the store gives it its id when its batch commits, from a counter
+ * taken inside that transaction, so ids increase in commit order across every instance of a database, and
+ * no id is ever handed out (or published) before its event is durable.
+ */
+export type NewEvent = Omit<EventRecord, 'id'>;
+
+/** One running server process, as the instances table holds it (README, "Running several instances"). */
+export interface InstanceRecord {
+  id: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  heartbeatAt: number;
+  /** Runs it holds now. */
+  running: number;
+  /** Its MAX_CONCURRENT_AGENTS. */
+  maxConcurrent: number;
+  /** When it stopped cleanly; null while it runs (or if it died: then its heartbeat stops). */
+  stoppedAt: number | null;
+}
+
 export type WriteOp =
   | { op: 'run.insert'; run: RunRecord }
   | { op: 'run.update'; id: string; set: Partial<Omit<RunRecord, 'id'>> }
@@ -75,7 +99,7 @@ export type WriteOp =
   | { op: 'schedule.upsert'; schedule: ScheduleRecord }
   | { op: 'schedule.update'; agentId: string; set: Partial<Omit<ScheduleRecord, 'agentId'>> }
   | { op: 'schedule.delete'; agentId: string }
-  | { op: 'event.insert'; event: EventRecord }
+  | { op: 'event.insert'; event: NewEvent }
   | { op: 'runs.trim'; agentId: string; keep: number }
   | { op: 'events.trim'; before: number };
 
@@ -88,6 +112,12 @@ export interface SchedulerStore {
   /** Runs left `queued` or `running` by the previous process. */
   loadOpenRuns(): Promise<RunRecord[]>;
   maxEventId(): Promise<number>;
+  /**
+   * Delivers every committed event with an id above `after` — this instance's and, on a shared database,
+   * every other instance's — each once and in id order, as batches after their commit. Returns a
+   * function that stops the delivery.
+   */
+  followEvents(after: number, listener: (events: readonly EventRecord[]) => void): () => void;
   getAgent(id: string): Promise<AgentRecord | undefined>;
   /** Many agents in one read (missing ids are left out). */
   getAgents(ids: string[]): Promise<AgentRecord[]>;
@@ -115,4 +145,12 @@ export interface Store extends SchedulerStore, AsyncDisposable {
   /** Events with id > `after`, oldest first; for one agent, or scheduler-wide ones when agentId is null. */
   eventsAfter(after: number, agentId: string | null, limit: number): Promise<EventRecord[]>;
   oldestEventId(): Promise<number | null>;
+  /** Registers this instance (or re-registers it after its row was lost). */
+  upsertInstance(instance: InstanceRecord): Promise<void>;
+  /** Renews this instance's heartbeat with the runs it holds. */
+  heartbeatInstance(id: string, at: number, running: number): Promise<void>;
+  /** Marks a cleanly stopped instance, so it leaves the live list at once. */
+  stopInstance(id: string, at: number): Promise<void>;
+  /** Instances not stopped whose heartbeat is at `aliveSince` or later, oldest first. */
+  listInstances(aliveSince: number): Promise<InstanceRecord[]>;
 }

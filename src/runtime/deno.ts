@@ -6,6 +6,8 @@ declare const Deno: {
   env: { toObject(): Record<string, string> };
   addSignalListener(signal: 'SIGTERM' | 'SIGINT', fn: () => void): void;
   exit(code: number): never;
+  hostname(): string;
+  pid: number;
 };
 
 /** `deno task start`: the same server under Deno 2, with node:sqlite (better-sqlite3 cannot load there). */
@@ -14,8 +16,10 @@ await main({
   async openDatabase(url) {
     if (isPostgresUrl(url)) return (await import('../storage/dialects/postgres.ts')).postgresDialect(url);
     ensureFolder(url);
-    return (await import('../storage/dialects/node-sqlite.ts')).nodeSqliteDialect(url);
+    return (await import('../storage/dialects/node-sqlite.ts')).nodeSqliteDialect(url, { exclusive: true });
   },
+  host: Deno.hostname(),
+  pid: Deno.pid,
   onShutdownSignal(fn) {
     Deno.addSignalListener('SIGTERM', () => fn('SIGTERM'));
     Deno.addSignalListener('SIGINT', () => fn('SIGINT'));

@@ -1,37 +1,55 @@
 import type { Dialect } from 'kysely';
-import { createApp } from '../app.ts';
+import { createApp, PortInUseError } from '../app.ts';
 import { ConfigError, isPostgresUrl, loadConfig } from '../config.ts';
 import { SHUTDOWN_GRACE_MS } from '../core/limits.ts';
+import { DatabaseInUseError } from '../storage/dialects/sqlite-lock.ts';
 import { createConsoleLogger } from './logger.ts';
 import { loadSecrets } from './secrets.ts';
 
 /** What differs between Node and Deno: the environment, the SQLite driver, signals and exit. */
 export interface RuntimePorts {
   env: Record<string, string | undefined>;
-  /** The Kysely dialect for DATABASE_URL (creating a SQLite file's folder if needed). */
+  /**
+   * The Kysely dialect for DATABASE_URL (creating a SQLite file's folder if needed). A SQLite file is
+   * taken for this process alone before it is opened: `DatabaseInUseError` if another server has it.
+   */
   openDatabase(url: string): Promise<Dialect>;
+  /** This machine's host name and this process's id, for the instances list. */
+  host: string;
+  pid: number;
   onShutdownSignal(fn: (signal: string) => void): void;
   exit(code: number): never;
   print(line: string): void;
   printError(line: string): void;
 }
 
+/** Failures a user can fix, told in one line (then exit code 1) rather than with a stack trace. */
+const isOneLiner = (err: unknown): err is Error => err instanceof ConfigError || err instanceof DatabaseInUseError || err instanceof PortInUseError;
+
 export async function main(ports: RuntimePorts): Promise<void> {
-  let config;
-  try {
-    config = loadConfig(ports.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
+  /** One step of the start; a failure a user can fix ends the process with its one line and exit code 1. */
+  async function step<T>(run: () => T | Promise<T>, cleanup?: () => Promise<void>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      if (!isOneLiner(err)) throw err;
       ports.printError(err.message);
-      ports.exit(1);
+      await cleanup?.().catch(() => {});
+      return ports.exit(1);
     }
-    throw err;
   }
+
+  const config = await step(() => loadConfig(ports.env));
   const logger = createConsoleLogger((line, isError) => (isError ? ports.printError(line) : ports.print(line)));
   const secrets = loadSecrets(config);
-  const dialect = await ports.openDatabase(config.DATABASE_URL);
-  const app = await createApp({ config, dialect, jwtSecret: secrets.jwtSecret, webhookSecret: secrets.webhookSecret, logger });
-  const { port, host } = await app.listen();
+  // Start order (README, "Running several instances"): the database file first (a second server on it
+  // stops here, before any migration), then the port, and only then the scheduler with its recovery.
+  const dialect = await step(() => ports.openDatabase(config.DATABASE_URL));
+  const app = await createApp({
+    config, dialect, jwtSecret: secrets.jwtSecret, webhookSecret: secrets.webhookSecret, logger, instance: { host: ports.host, pid: ports.pid },
+  });
+  const address = await step(() => app.listen(), () => app.close(0));
+  const { port, host } = address;
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   logger.info('agent scheduler listening', { url: base, database: isPostgresUrl(config.DATABASE_URL) ? 'postgres' : config.DATABASE_URL });
   if (secrets.generated) {

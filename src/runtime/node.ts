@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { isPostgresUrl } from '../config.ts';
 import { main } from './main.ts';
 import { ensureFolder } from './secrets.ts';
@@ -8,8 +9,10 @@ await main({
   async openDatabase(url) {
     if (isPostgresUrl(url)) return (await import('../storage/dialects/postgres.ts')).postgresDialect(url);
     ensureFolder(url);
-    return (await import('../storage/dialects/better-sqlite3.ts')).betterSqliteDialect(url);
+    return (await import('../storage/dialects/better-sqlite3.ts')).betterSqliteDialect(url, { exclusive: true });
   },
+  host: hostname(),
+  pid: process.pid,
   onShutdownSignal(fn) {
     process.on('SIGTERM', () => fn('SIGTERM'));
     process.on('SIGINT', () => fn('SIGINT'));

@@ -14,6 +14,8 @@ export const runOutput = z.object({
   durationMs: z.number().nullable(),
   progress: z.number().nullable(),
   error: z.string().nullable(),
+  /** The instance that started it; null before it starts. */
+  instanceId: z.string().nullable(),
 });
 export type RunOutput = z.output<typeof runOutput>;
 

@@ -1,5 +1,5 @@
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
-import { DomainError } from '../core/errors.ts';
+import { DomainError, forbidden } from '../core/errors.ts';
 import { CLOCK_TOLERANCE_S, MIN_SECRET_BYTES, VERIFIED_TOKEN_CACHE } from '../core/limits.ts';
 
 /** Who is calling: the token's `sub`, and whether its `role` claim is "admin". */
@@ -92,13 +92,16 @@ export type Access = 'public' | 'authed' | 'admin';
 /** The caller of a public procedure: no token, owns nothing. */
 export const ANONYMOUS: Principal = Object.freeze({ sub: 'anonymous', admin: false });
 
-/** The principal behind `token` for a call of the given access, or an UNAUTHORIZED error. */
+/**
+ * The principal behind `token` for a call of the given access: UNAUTHORIZED when the token is missing or
+ * bad, FORBIDDEN when it is good but the call is admin-only and the token is not an admin's.
+ */
 export function principalFor(auth: Auth, access: Access, token: string | null): Promise<Principal> {
   if (access === 'public') return Promise.resolve(ANONYMOUS);
   // Returned as is (not awaited in an async function): the authed case is every request's path.
   if (access === 'authed') return auth.verify(token);
   return auth.verify(token).then((p) => {
-    if (!p.admin) throw unauthorized('This call needs a token with role "admin"');
+    if (!p.admin) throw forbidden('This call needs a token with role "admin"');
     return p;
   });
 }

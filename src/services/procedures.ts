@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { agentCreateInput, agentDeleted, agentOutput, agentUpdateInput } from '../schemas/agent.ts';
 import { agentIdParam, idSchema, jobParams, runIdParam } from '../schemas/common.ts';
+import { instanceOutput } from '../schemas/instance.ts';
 import { cancelResult, runAccepted, runOutput, runsQuery } from '../schemas/run.ts';
 import { pausedJob, pauseResult, resumeResult, scheduleInfo, scheduleInput, scheduleSetResult, schedulerStats, unscheduled } from '../schemas/schedule.ts';
 import { lastEventId } from '../schemas/events.ts';
@@ -130,6 +131,11 @@ export const procedures = {
   'scheduler.paused': query({
     summary: "The caller's paused jobs", output: z.array(pausedJob),
     call: ({ principal, services }) => services.scheduler.paused(principal),
+  }),
+  'instances.list': query({
+    access: 'admin',
+    summary: 'The live instances sharing the database (admin only)', output: z.array(instanceOutput),
+    call: ({ services }) => services.instances.list(),
   }),
   'runs.cancel': mutation({
     summary: 'Cancel a queued or running run', input: runIdParam, output: cancelResult,

@@ -1,5 +1,6 @@
 import { conflict, notFound } from '../core/errors.ts';
 import type { HandlerRegistry } from '../core/handlers.ts';
+import type { InstanceRegistry } from '../core/instances.ts';
 import type { Scheduler } from '../core/scheduler.ts';
 import type { AgentRecord, Store } from '../core/store.ts';
 import type { AgentCreateInput, AgentUpdateInput } from '../schemas/agent.ts';
@@ -9,7 +10,7 @@ import type { Principal } from './auth.ts';
 import { createEventsService } from './events.ts';
 import { mayAccess, ownedAgent } from './ownership.ts';
 import {
-  agentView, cancelledView, deletedView, pausedView, resumedView, runAcceptedView, runView, scheduleSetView, scheduleView, unscheduledView,
+  agentView, cancelledView, deletedView, instanceView, pausedView, resumedView, runAcceptedView, runView, scheduleSetView, scheduleView, unscheduledView,
 } from './views.ts';
 
 /**
@@ -21,6 +22,8 @@ export interface ServicesDeps {
   store: Store;
   scheduler: Scheduler;
   handlers: HandlerRegistry;
+  /** The live instances sharing the database (core/instances.ts). */
+  instances: Pick<InstanceRegistry, 'live'>;
   /** @default Date.now */
   now?: () => number;
 }
@@ -31,7 +34,7 @@ function randomId(): string {
   return `agent_${crypto.randomUUID().replace(/-/g, '').slice(0, 16)}`;
 }
 
-export function createServices({ store, scheduler, handlers, now = Date.now }: ServicesDeps) {
+export function createServices({ store, scheduler, handlers, instances, now = Date.now }: ServicesDeps) {
   const owned = (p: Principal, agentId: string) => ownedAgent(store, p, agentId);
   const view = (a: AgentRecord) => agentView(a, scheduler.schedule(a.id));
 
@@ -151,6 +154,13 @@ export function createServices({ store, scheduler, handlers, now = Date.now }: S
         if (!agent || !mayAccess(p, agent)) throw notFound(`Run ${runId} not found`);
         if (!(await scheduler.cancel(runId))) throw conflict(`Run ${runId} has already finished (${run.status})`);
         return cancelledView(runId);
+      },
+    },
+
+    instances: {
+      /** Who may call it is the procedure's business (admin only); every live instance is listed. */
+      async list() {
+        return (await instances.live()).map(instanceView);
       },
     },
 

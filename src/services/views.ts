@@ -1,6 +1,7 @@
-import type { AgentRecord, RunRecord, ScheduleRecord } from '../core/store.ts';
+import type { AgentRecord, InstanceRecord, RunRecord, ScheduleRecord } from '../core/store.ts';
 import type { AgentOutput } from '../schemas/agent.ts';
 import type { PriorityName } from '../schemas/common.ts';
+import type { InstanceOutput } from '../schemas/instance.ts';
 import type { RunOutput } from '../schemas/run.ts';
 import type { ScheduleInfo } from '../schemas/schedule.ts';
 
@@ -76,6 +77,19 @@ export function runView(r: RunRecord): RunOutput {
     durationMs: r.durationMs,
     progress: r.progress,
     error: r.error,
+    instanceId: r.instanceId,
+  };
+}
+
+export function instanceView(i: InstanceRecord): InstanceOutput {
+  return {
+    id: i.id,
+    host: i.host,
+    pid: i.pid,
+    startedAt: iso(i.startedAt)!,
+    heartbeatAt: iso(i.heartbeatAt)!,
+    running: i.running,
+    maxConcurrent: i.maxConcurrent,
   };
 }
 

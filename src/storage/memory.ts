@@ -1,6 +1,7 @@
 import { silentLogger, type Logger } from '../core/logger.ts';
-import type { AgentRecord, Store, WriteOp } from '../core/store.ts';
-import { agents, events, fromRow, runs, schedules, setColumns, toRow, type Row, type TableSpec } from './tables.ts';
+import type { AgentRecord, EventRecord, NewEvent, Store, WriteOp } from '../core/store.ts';
+import { createEventFeed, stampIds } from './event-feed.ts';
+import { agents, events, fromRow, instances, runs, schedules, setColumns, toRow, type Row, type TableSpec } from './tables.ts';
 import { createWriteChain } from './write-batch.ts';
 
 /**
@@ -15,6 +16,11 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
   const scheduleRows = new Map<string, Row>();
   const runRows = new Map<string, Row>();
   const eventRows = new Map<number, Row>();
+  /** The counters row 'event_id': the last event id handed out. */
+  let eventCounter = 0;
+  /** The events of the batch being applied, in order, and its trims: both come last, as in SQL (sql.ts). */
+  let batchEvents: NewEvent[] = [];
+  let batchTrims: number[] = [];
   /** dedupe_key → run id: the unique index of runs. */
   const dedupe = new Map<string, string>();
 
@@ -99,7 +105,7 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
       }
       case 'schedule.delete': return remove(scheduleRows, op.agentId);
       case 'event.insert':
-        if (!eventRows.has(op.event.id)) put(eventRows, op.event.id, checked(events, toRow(events, op.event)));
+        batchEvents.push(op.event);
         return;
       case 'runs.trim': {
         // The newest `keep` runs stay; of the older ones, those still queued or running stay too.
@@ -108,22 +114,53 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
         return;
       }
       case 'events.trim':
-        for (const [id, r] of eventRows) if ((r['created_at'] as number) < op.before) remove(eventRows, id);
+        batchTrims.push(op.before);
         return;
     }
   }
 
-  const chain = createWriteChain(async (ops) => transaction(() => ops.forEach(apply)), logger);
+  /** Gives the batch's events their ids from the counter and inserts them, last in the transaction as in SQL. */
+  function insertEvents(): EventRecord[] {
+    const stamped = stampIds(batchEvents, eventCounter + batchEvents.length);
+    batchEvents = [];
+    const before = eventCounter;
+    undo.push(() => (eventCounter = before));
+    eventCounter += stamped.length;
+    for (const e of stamped) {
+      if (eventRows.has(e.id)) throw new Error(`UNIQUE constraint failed: events.id (${e.id})`);
+      put(eventRows, e.id, checked(events, toRow(events, e)));
+    }
+    return stamped;
+  }
+
+  const feed = createEventFeed({
+    // One writer: only a follower that starts behind reads, once.
+    read: async (after, limit) =>
+      records(events, [...eventRows.values()].filter((r) => (r['id'] as number) > after).sort((a, b) => (a['id'] as number) - (b['id'] as number)).slice(0, limit)),
+    logger,
+  });
+  const chain = createWriteChain(async (ops) => {
+    batchEvents = [];
+    batchTrims = [];
+    const committed = transaction(() => {
+      ops.forEach(apply);
+      const stamped = batchEvents.length > 0 ? insertEvents() : undefined;
+      for (const before of batchTrims) for (const [id, r] of eventRows) if ((r['created_at'] as number) < before) remove(eventRows, id);
+      return stamped;
+    });
+    if (committed) feed.committed(committed);
+  }, logger);
   const records = <R>(t: TableSpec<R>, rows: Iterable<Row>): R[] => Array.from(rows, (r) => fromRow(t, r));
   const maybe = <R>(t: TableSpec<R>, row: Row | undefined) => (row ? fromRow(t, row) : undefined);
 
   return {
     write: chain.write,
     flush: chain.flush,
+    followEvents: feed.follow,
     ...chain.seeingWrites({
       loadSchedules: async () => records(schedules, scheduleRows.values()),
       loadOpenRuns: async () => records(runs, byOldest([...runRows.values()].filter((r) => r['status'] === 'queued' || r['status'] === 'running'))),
-      maxEventId: async () => extreme(eventRows.keys(), Math.max) ?? 0,
+      maxEventId: async () => eventCounter,
       getAgent: async (id: string) => maybe(agents, agentRows.get(id)),
       getAgents: async (ids: string[]) => records(agents, [...new Set(ids)].map((id) => agentRows.get(id)).filter((r) => r !== undefined)),
       listAgents: async (owner: string | null) => records(agents, byOldest([...agentRows.values()].filter((r) => owner === null || r['owner'] === owner))),
@@ -151,7 +188,27 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
           remove(agentRows, id);
         }),
       ),
+    ...createMemoryInstances(),
     [Symbol.asyncDispose]: () => chain.settle(),
+  };
+}
+
+/** The instances table in memory: rows of its own, never part of a batch (as in storage/instances.ts). */
+function createMemoryInstances(): Pick<Store, 'upsertInstance' | 'heartbeatInstance' | 'stopInstance' | 'listInstances'> {
+  const rows = new Map<string, Row>();
+  const set = (id: string, values: Row) => {
+    const row = rows.get(id);
+    if (row) rows.set(id, { ...row, ...values });
+  };
+  return {
+    upsertInstance: async (instance) => void rows.set(instance.id, toRow(instances, instance)),
+    heartbeatInstance: async (id, at, running) => set(id, { heartbeat_at: at, running }),
+    stopInstance: async (id, at) => set(id, { stopped_at: at, running: 0 }),
+    listInstances: async (aliveSince) =>
+      [...rows.values()]
+        .filter((r) => r['stopped_at'] === null && (r['heartbeat_at'] as number) >= aliveSince)
+        .sort((a, b) => (a['started_at'] as number) - (b['started_at'] as number) || compareIds(a, b))
+        .map((r) => fromRow(instances, r)),
   };
 }
 

@@ -1,4 +1,5 @@
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { isSharedDatabase } from './sql.ts';
 
 /**
  * Every table, defined in code (nothing is read from disk at run time). Only portable types and
@@ -84,17 +85,64 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('runs_open').on('runs').column('status').where(sql.ref('status'), 'in', ['queued', 'running']).execute();
     },
   },
+  '0003_instances_and_event_ids': {
+    // Several instances on one database: each registers itself and heartbeats; a run records the
+    // instance that ran it; event ids come from one counter row updated inside each committing
+    // transaction, so ids increase in commit order across instances (a row lock orders them).
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('instances')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('host', 'varchar(255)', (c) => c.notNull())
+        .addColumn('pid', 'integer', (c) => c.notNull())
+        .addColumn('started_at', 'bigint', (c) => c.notNull())
+        .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
+        .addColumn('running', 'integer', (c) => c.notNull())
+        .addColumn('max_concurrent', 'integer', (c) => c.notNull())
+        .addColumn('stopped_at', 'bigint')
+        .execute();
+      await db.schema.alterTable('runs').addColumn('instance_id', 'varchar(64)').execute();
+      await db.schema.createTable('counters').addColumn('name', 'varchar(32)', (c) => c.primaryKey()).addColumn('value', 'bigint', (c) => c.notNull()).execute();
+      await sql`INSERT INTO counters (name, value) SELECT 'event_id', COALESCE(MAX(id), 0) FROM events`.execute(db);
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 /**
+ * The key of the advisory lock migrations take on PostgreSQL: any fixed number, the same in every
+ * instance (it spells "agntschd" in ASCII), and different from the one Kysely's Migrator takes inside.
+ */
+export const MIGRATION_LOCK_KEY = 0x61676e7473636864n;
+const lockKey = sql.lit(MIGRATION_LOCK_KEY);
+
+/**
  * Brings the schema up to date; a second call is a no-op. Throws if a migration fails.
  * `schema` names the PostgreSQL schema for Kysely's bookkeeping tables when several schemas share a
  * database (tests give each their own); otherwise Kysely's default is used.
+ *
+ * On PostgreSQL, several instances may start at once: each holds a session advisory lock for the whole
+ * run, on one dedicated connection, so the first migrates and the others wait, then find nothing to do.
+ * Kysely's Migrator locks only around applying the migrations; it creates its bookkeeping tables before
+ * that, and concurrent CREATE TABLE IF NOT EXISTS can still collide on PostgreSQL's catalog. The lock is a
+ * session one (not a transaction's) because the Migrator opens its own transaction on the connection;
+ * it is released at the end, or by the server when the connection dies with its process.
  */
 export async function migrate(db: Kysely<any>, options: { schema?: string } = {}): Promise<{ applied: string[] }> {
-  const migrator = new Migrator({ db, provider, ...(options.schema !== undefined && { migrationTableSchema: options.schema }) });
+  if (!isSharedDatabase(db)) return migrateOn(db, options.schema);
+  return db.connection().execute(async (conn) => {
+    await sql`SELECT pg_advisory_lock(${lockKey})`.execute(conn);
+    try {
+      return await migrateOn(conn, options.schema);
+    } finally {
+      await sql`SELECT pg_advisory_unlock(${lockKey})`.execute(conn);
+    }
+  });
+}
+
+async function migrateOn(db: Kysely<any>, schema: string | undefined): Promise<{ applied: string[] }> {
+  const migrator = new Migrator({ db, provider, ...(schema !== undefined && { migrationTableSchema: schema }) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };

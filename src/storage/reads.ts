@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { AgentRecord, Store } from '../core/store.ts';
+import type { AgentRecord, EventRecord, Store } from '../core/store.ts';
 import type { Database } from './schema.ts';
 import { agents, events, fromRow, runs, schedules, type Row, type TableSpec } from './tables.ts';
 
@@ -25,9 +25,10 @@ export function createReads(db: Kysely<Database>): Reads {
       const rows = await db.selectFrom('runs').selectAll().where('status', 'in', ['queued', 'running']).orderBy('created_at').orderBy('id').execute();
       return rows.map((r) => fromRow(runs, r));
     },
+    // The counter, not MAX(id): it is the last id handed out even when retention has emptied the table.
     async maxEventId() {
-      const row = await db.selectFrom('events').select((eb) => eb.fn.max('id').as('max')).executeTakeFirst();
-      return row?.max == null ? 0 : Number(row.max);
+      const row = await db.selectFrom('counters').select('value').where('name', '=', 'event_id').executeTakeFirst();
+      return row ? Number(row.value) : 0;
     },
     async getAgent(id) {
       return maybe(agents, await db.selectFrom('agents').selectAll().where('id', '=', id).executeTakeFirst());
@@ -65,4 +66,14 @@ export function createReads(db: Kysely<Database>): Reads {
       return row?.min == null ? null : Number(row.min);
     },
   };
+}
+
+/**
+ * Committed events of every agent with id > `after`, in id order: what an event follower reads to fill a
+ * gap (event-feed.ts). It does not wait for buffered writes: a follower wants what is committed, and
+ * the buffered events reach it through their own commit.
+ */
+export function committedEventsAfter(db: Kysely<Database>) {
+  return async (after: number, limit: number): Promise<EventRecord[]> =>
+    (await db.selectFrom('events').selectAll().where('id', '>', after).orderBy('id').limit(limit).execute()).map((r) => fromRow(events, r));
 }

@@ -1,10 +1,13 @@
-import type { CompiledQuery, Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { EVENT_POLL_MS } from '../core/limits.ts';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
-import type { Store } from '../core/store.ts';
-import { createReads } from './reads.ts';
+import type { EventRecord, Store } from '../core/store.ts';
+import { createEventFeed, stampIds } from './event-feed.ts';
+import { committedEventsAfter, createReads } from './reads.ts';
+import { createInstanceMethods } from './instances.ts';
 import type { Database } from './schema.ts';
-import { compileBatch, createStatements, placeholderOf } from './sql.ts';
+import { compileBatch, createStatements, eventStatements, isSharedDatabase, placeholderOf, takeEventIds, type CompiledBatch } from './sql.ts';
 import { agents, toRow } from './tables.ts';
 import { createWriteChain } from './write-batch.ts';
 
@@ -14,14 +17,62 @@ import { createWriteChain } from './write-batch.ts';
  */
 export interface Repository extends Store {
   readonly db: Kysely<Database>;
+  /**
+   * Reads now the events other instances committed, for this one's followers; resolves once they have
+   * them. The hook a wake-up from the database (LISTEN/NOTIFY) calls; the poll interval calls it too.
+   */
+  pollEvents(): Promise<void>;
 }
 
-export function createRepository(db: Kysely<Database>, logger: Logger = silentLogger): Repository {
+export interface RepositoryOptions {
+  /**
+   * How often followers of events read what other instances committed, in ms; 0 never.
+   * @default EVENT_POLL_MS (250) on PostgreSQL, which several instances share; 0 on SQLite, whose file has one writer
+   */
+  eventPollMs?: number;
+  /**
+   * Called after each commit that wrote events, with the last id written: where a notification that
+   * wakes the other instances (their `pollEvents`) is sent. It must not throw (an error is logged).
+   */
+  onEventsCommitted?: (lastId: number) => void;
+}
+
+export function createRepository(db: Kysely<Database>, logger: Logger = silentLogger, options: RepositoryOptions = {}): Repository {
   const statements = createStatements(placeholderOf(db));
-  const execute = (queries: CompiledQuery[]) =>
-    db.transaction().execute(async (trx) => {
+  const pollMs = options.eventPollMs ?? (isSharedDatabase(db) ? EVENT_POLL_MS : 0);
+  let pollTimer: ReturnType<typeof setInterval> | undefined;
+  const feed = createEventFeed({
+    read: committedEventsAfter(db),
+    logger,
+    // Polls only while someone follows: a repository nobody follows (tests, tools) costs no reads.
+    onActive(active) {
+      clearInterval(pollTimer);
+      pollTimer = active && pollMs > 0 ? setInterval(() => void feed.poll(), pollMs) : undefined;
+    },
+  });
+
+  /** One transaction; the events get their ids last (sql.ts says why) and are delivered once it has committed. */
+  async function execute({ queries, events, trims }: CompiledBatch): Promise<void> {
+    const records = await db.transaction().execute(async (trx) => {
       for (const query of queries) await trx.executeQuery(query);
+      let stamped: EventRecord[] | undefined;
+      if (events.length > 0) {
+        const last = (await trx.executeQuery(takeEventIds(statements, events.length))).rows[0]?.value;
+        if (last == null) throw new Error("counters has no row 'event_id' (migration 0003 makes it)");
+        stamped = stampIds(events, Number(last));
+        for (const query of eventStatements(statements, stamped)) await trx.executeQuery(query);
+      }
+      for (const query of trims) await trx.executeQuery(query);
+      return stamped;
     });
+    if (!records) return;
+    feed.committed(records);
+    try {
+      options.onEventsCommitted?.(records[records.length - 1]!.id);
+    } catch (err) {
+      logger.error('onEventsCommitted failed', { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
   const chain = createWriteChain((ops) => execute(compileBatch(db, statements, ops)), logger);
 
   return {
@@ -29,6 +80,8 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
     write: chain.write,
     flush: chain.flush,
     ...chain.seeingWrites(createReads(db)),
+    followEvents: feed.follow,
+    pollEvents: feed.poll,
 
     // The agents rows are written on the same ordered chain as the batches: an insert or a delete lands
     // after every write buffered before it and before every later one.
@@ -48,8 +101,11 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
           await trx.deleteFrom('agents').where('id', '=', id).execute();
         }),
       ),
+    ...createInstanceMethods(db),
     async [Symbol.asyncDispose]() {
       await chain.settle();
+      clearInterval(pollTimer);
+      pollTimer = undefined;
       await db.destroy();
     },
   };

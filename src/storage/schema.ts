@@ -1,4 +1,4 @@
-import type { agents, events, RowOf, runs, schedules } from './tables.ts';
+import type { agents, counters, events, instances, RowOf, runs, schedules } from './tables.ts';
 
 /** The tables as Kysely sees them: column name → stored type, derived from the column specs in tables.ts. */
 export interface Database {
@@ -6,4 +6,6 @@ export interface Database {
   schedules: RowOf<typeof schedules>;
   runs: RowOf<typeof runs>;
   events: RowOf<typeof events>;
+  instances: RowOf<typeof instances>;
+  counters: RowOf<typeof counters>;
 }

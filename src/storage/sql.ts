@@ -1,7 +1,7 @@
-import { CompiledQuery, type Kysely } from 'kysely';
-import type { WriteOp } from '../core/store.ts';
+import { CompiledQuery, PostgresAdapter, type Kysely } from 'kysely';
+import type { EventRecord, NewEvent, WriteOp } from '../core/store.ts';
 import type { Database } from './schema.ts';
-import { events, rowValues, runs, schedules, agents, setColumns, type Row, type SqlType, type TableSpec } from './tables.ts';
+import { counters, events, rowValues, runs, schedules, agents, setColumns, type Row, type SqlType, type TableSpec } from './tables.ts';
 
 /**
  * A write batch as SQL. The statements are built as text once per shape and run through
@@ -29,6 +29,14 @@ const COLUMN_TYPES = new Map([agents, schedules, runs, events].map((t) => [t.tab
 export function placeholderOf(db: Kysely<Database>): (n: number) => string {
   const numbered = db.selectFrom('agents').select('id').where('id', '=', 'x').compile().sql.includes('$1');
   return numbered ? (n) => `$${n}` : () => '?';
+}
+
+/**
+ * Whether other instances may write the same database: PostgreSQL is the one dialect several instances
+ * share; a SQLite file has one writer (a second instance refuses to start on it).
+ */
+export function isSharedDatabase(db: Kysely<Database>): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
 }
 
 export function createStatements(placeholder: (n: number) => string) {
@@ -66,6 +74,12 @@ export function createStatements(placeholder: (n: number) => string) {
         const sets = columns.map((c, n) => `${q(c)} = CAST(v.column${n + 2} AS ${types?.get(c) ?? 'text'})`).join(', ');
         return `UPDATE ${q(table)} SET ${sets} FROM (VALUES ${tuples(rows, columns.length + 1)}) AS v WHERE ${q(table)}.${q(key)} = v.column1`;
       }),
+    /**
+     * Takes n event ids: the counter's value after adding n is the last of them. On PostgreSQL the
+     * UPDATE locks the counter's row until the transaction ends, so concurrent committers take their
+     * ids one after the other and commit in id order.
+     */
+    takeEventIds: `UPDATE ${q(counters.table)} SET ${q(counters.columns.value.name)} = ${q(counters.columns.value.name)} + ${placeholder(1)} WHERE ${q(counters.columns.name.name)} = 'event_id' RETURNING ${q(counters.columns.value.name)}`,
   };
 }
 type Statements = ReturnType<typeof createStatements>;
@@ -109,16 +123,31 @@ const SCHEDULE_UPSERT = `ON CONFLICT (${q(schedules.keyColumn)}) DO UPDATE SET $
   .map((c) => `${q(c)} = excluded.${q(c)}`)
   .join(', ')}`;
 const RUN_INSERT = `ON CONFLICT (${q(runs.columns.dedupeKey.name)}) DO NOTHING`;
-const EVENT_INSERT = `ON CONFLICT (${q(events.keyColumn)}) DO NOTHING`;
 
 type Op<K extends WriteOp['op']> = Extract<WriteOp, { op: K }>;
 
 /**
- * A planned batch (write-batch.ts) as the statements that write it, in order: consecutive ops of one
- * kind share statements. Compiled here, run in one transaction by the repository.
+ * A batch as SQL: `queries` in order, then its events, which get their ids last (see `eventStatements`),
+ * then `trims`, the deletes of expired events, which come after the inserts as they were written.
  */
-export function compileBatch(db: Kysely<Database>, st: Statements, ops: WriteOp[]): CompiledQuery[] {
+export interface CompiledBatch {
+  queries: CompiledQuery[];
+  events: NewEvent[];
+  trims: CompiledQuery[];
+}
+
+/**
+ * A planned batch (write-batch.ts) as the statements that write it, in order: consecutive ops of one
+ * kind share statements. Compiled here, run in one transaction by the repository. The events are set
+ * apart: their ids are known only once the counter is updated inside the transaction, and that update
+ * comes after every other write, so that on PostgreSQL its row lock (which orders every instance's
+ * committers of events) is held only for the event INSERTs and the commit — and, once per trim
+ * interval, the DELETE of expired events, which keeps its place after the inserts as written.
+ */
+export function compileBatch(db: Kysely<Database>, st: Statements, ops: WriteOp[]): CompiledBatch {
   const out: CompiledQuery[] = [];
+  const newEvents: NewEvent[] = [];
+  const trims: CompiledQuery[] = [];
   for (let i = 0; i < ops.length; ) {
     const kind = ops[i]!.op;
     let j = i;
@@ -130,7 +159,7 @@ export function compileBatch(db: Kysely<Database>, st: Statements, ops: WriteOp[
         insertRows(out, st, runs, (group as Op<'run.insert'>[]).map((o) => rowValues(runs, o.run)), RUN_INSERT);
         break;
       case 'event.insert':
-        insertRows(out, st, events, (group as Op<'event.insert'>[]).map((o) => rowValues(events, o.event)), EVENT_INSERT);
+        for (const o of group as Op<'event.insert'>[]) newEvents.push(o.event);
         break;
       case 'schedule.upsert':
         insertRows(out, st, schedules, (group as Op<'schedule.upsert'>[]).map((o) => rowValues(schedules, o.schedule)), SCHEDULE_UPSERT);
@@ -164,9 +193,19 @@ export function compileBatch(db: Kysely<Database>, st: Statements, ops: WriteOp[
         }
         break;
       case 'events.trim':
-        for (const o of group as Op<'events.trim'>[]) out.push(db.deleteFrom('events').where('created_at', '<', o.before).compile());
+        for (const o of group as Op<'events.trim'>[]) trims.push(db.deleteFrom('events').where('created_at', '<', o.before).compile());
         break;
     }
   }
+  return { queries: out, events: newEvents, trims };
+}
+
+/** The counter update that takes `n` event ids; its one row's `value` is the last id taken. */
+export const takeEventIds = (st: Statements, n: number): CompiledQuery<{ value: unknown }> => CompiledQuery.raw(st.takeEventIds, [n]);
+
+/** The INSERTs of events whose ids are stamped. A clash is an error, never skipped: the counter is the one source of ids. */
+export function eventStatements(st: Statements, records: EventRecord[]): CompiledQuery[] {
+  const out: CompiledQuery[] = [];
+  insertRows(out, st, events, records.map((e) => rowValues(events, e)), '');
   return out;
 }

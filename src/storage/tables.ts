@@ -1,4 +1,4 @@
-import type { AgentRecord, EventRecord, RunRecord, ScheduleRecord } from '../core/store.ts';
+import type { AgentRecord, EventRecord, InstanceRecord, RunRecord, ScheduleRecord } from '../core/store.ts';
 import type { AgentStatus, RunStatus, RunTrigger } from '../schemas/common.ts';
 import type { EventName } from '../schemas/events.ts';
 
@@ -118,6 +118,7 @@ export const runs = table<RunRecord>()('runs', 'id', {
   progress: col('progress', 'real', numOrNull),
   error: col('error', 'text', textOrNull),
   dedupeKey: col('dedupe_key', 'text', textOrNull),
+  instanceId: col('instance_id', 'text', textOrNull),
   createdAt: col('created_at', 'bigint', num),
 });
 
@@ -129,7 +130,28 @@ export const events = table<EventRecord>()('events', 'id', {
   createdAt: col('created_at', 'bigint', num),
 });
 
-export const TABLES = [agents, schedules, runs, events] as const;
+export const instances = table<InstanceRecord>()('instances', 'id', {
+  id: col('id', 'text', text()),
+  host: col('host', 'text', text()),
+  pid: col('pid', 'integer', num),
+  startedAt: col('started_at', 'bigint', num),
+  heartbeatAt: col('heartbeat_at', 'bigint', num),
+  running: col('running', 'integer', num),
+  maxConcurrent: col('max_concurrent', 'integer', num),
+  stoppedAt: col('stopped_at', 'bigint', numOrNull),
+});
+
+/** Named counters: `event_id`, the last event id handed out. */
+export interface CounterRecord {
+  name: string;
+  value: number;
+}
+export const counters = table<CounterRecord>()('counters', 'name', {
+  name: col('name', 'text', text()),
+  value: col('value', 'bigint', num),
+});
+
+export const TABLES = [agents, schedules, runs, events, instances, counters] as const;
 
 /** The row type of a table as Kysely sees it: column name → stored type. */
 export type RowOf<T extends TableSpec> = {

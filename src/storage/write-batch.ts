@@ -65,7 +65,9 @@ function keyOf(op: WriteOp): string | undefined {
 
 /**
  * Order of statement kinds inside one generation of a batch (see `plan`). Inserts come before updates
- * so that an update of a row inserted by an earlier batch-generation never misses it.
+ * so that an update of a row inserted by an earlier batch-generation never misses it. Events and their
+ * trims touch no other row; each store writes them after everything else, once the batch's event ids
+ * are taken (sql.ts says why).
  */
 const KIND_ORDER: Record<WriteOp['op'], number> = {
   'run.insert': 0,

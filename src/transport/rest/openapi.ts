@@ -15,6 +15,7 @@ const errorEnvelope = {
 const ERROR_STATUSES: Record<number, string> = {
   400: 'Invalid input: the message names the field',
   401: 'Missing or invalid bearer token',
+  403: 'The token is valid but this call is for admins (role "admin") only',
   404: 'Agent, job or run not found (or not yours)',
   405: 'Method not allowed on this path',
   409: 'Conflicts with the current state',
@@ -48,7 +49,7 @@ function operation(route: ProcedureRoute) {
   };
   const responses: Record<string, unknown> = {};
   for (const s of route.statuses) responses[String(s)] = { description: s === 201 ? 'Created' : s === 202 ? 'Accepted' : 'OK', content: { 'application/json': { schema: success } } };
-  const errors = [400, ...(open ? [] : [401]), 404, 405, ...(route.method !== 'GET' ? [409, 413] : [])];
+  const errors = [400, ...(open ? [] : [401]), ...(procedure.access === 'admin' ? [403] : []), 404, 405, ...(route.method !== 'GET' ? [409, 413] : [])];
   for (const code of errors) responses[String(code)] = { description: ERROR_STATUSES[code], content: { 'application/json': { schema: errorEnvelope } } };
   return {
     operationId: route.name,

@@ -116,6 +116,7 @@ export const routes: Route[] = [
   rest('PATCH', '/api/agents/:agentId/schedule/:jobId/pause', 'schedule.pause', { message: ({ jobId }) => `Job ${jobId} paused successfully` }),
   rest('PATCH', '/api/agents/:agentId/schedule/:jobId/resume', 'schedule.resume', { message: ({ jobId }) => `Job ${jobId} resumed successfully` }),
   rest('POST', '/api/runs/:runId/cancel', 'runs.cancel', { message: 'Run cancelled' }),
+  rest('GET', '/api/instances', 'instances.list'),
   // Public pages: no token, not in the OpenAPI document (they are not part of the API they describe).
   raw('GET', '/healthz', 'Liveness check', health),
   raw('HEAD', '/healthz', 'Liveness check', health),
