@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchDispatch } from './dispatch.ts';
+import { benchDispatchPg } from './dispatch-pg.ts';
 import { benchFire } from './fire.ts';
 import { benchApi } from './api.ts';
 import { benchFanout } from './fanout.ts';
@@ -13,6 +14,7 @@ const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.
 const tmp = mkdtempSync(join(tmpdir(), 'sched-bench-'));
 const benches: [string, () => Promise<void>][] = [
   ['dispatch', () => benchDispatch(tmp)],
+  ['dispatch-pg', () => benchDispatchPg()],
   ['fire', () => benchFire(tmp)],
   ['scale', () => benchScale(tmp)],
   ['api', () => benchApi(tmp)],

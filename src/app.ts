@@ -106,6 +106,9 @@ export async function createApp(options: AppOptions) {
     leaseMs: config.INSTANCE_LEASE_MS,
     running: () => scheduler.stats().runningAgentsCount,
     onCapacityChange: () => scheduler.figuresChanged(),
+    // On a shared database the heartbeat carries the leases of the runs this instance holds and reaps those
+    // of instances that stopped (docs/cluster.md); a SQLite file has one instance, whose leftovers recovery takes.
+    ...(shared && { onBeat: () => scheduler.maintainLeases() }),
   });
 
   const scheduler = createScheduler({
@@ -120,8 +123,20 @@ export async function createApp(options: AppOptions) {
     runHistoryLimit: config.RUN_HISTORY_LIMIT,
     eventRetentionMs: config.EVENT_RETENTION_MS,
     instanceId: instance.id,
+    leaseMs: config.INSTANCE_LEASE_MS,
     capacity: instance.capacity,
+    // Other instances read the schedule again at once; a lost signal waits for their reconcile.
+    onScheduleChange: (agentId) => signals.notify('schedules', agentId),
+    onCancelElsewhere: (runId) => signals.notify('cancel', runId),
   });
+  // A cancel answered by another instance for a run this one holds: aborted here (not held: nothing to do).
+  const stopCancelSignals = shared ? signals.listen('cancel', (runId) => void scheduler.cancel(runId).catch((err: unknown) => logger.warn('could not cancel a run', { runId, error: errorText(err) }))) : () => {};
+  const reread = (agentId: string) => void scheduler.reloadSchedule(agentId).catch((err: unknown) => logger.warn('could not read a changed schedule', { agentId, error: errorText(err) }));
+  // Our own signals come back too: the revision is the same then, and nothing changes.
+  const stopScheduleSignals = shared ? signals.listen('schedules', reread) : () => {};
+  const stopReconnect = shared
+    ? signals.onReconnect(() => void scheduler.reloadSchedules().catch((err: unknown) => logger.warn('could not read the schedules again', { error: errorText(err) })))
+    : () => {};
 
   // The scheduler starts only once this process owns its port as well as its database (`listen`
   // binds, then starts it): recovery marks the runs a dead process left open as interrupted, and a
@@ -197,6 +212,9 @@ export async function createApp(options: AppOptions) {
       await scheduler.stop(graceMs);
       await instance.stop();
       stopWaking();
+      stopScheduleSignals();
+      stopCancelSignals();
+      stopReconnect();
       await signals.close();
       await repo[Symbol.asyncDispose]();
     })();

@@ -108,17 +108,39 @@ export interface Harness extends AsyncDisposable {
 
 export const at = (iso: string) => Date.parse(iso);
 
-export async function createHarness(options: Partial<SchedulerOptions> & { start?: number; dbUrl?: string; keepOpen?: boolean; extraHandlers?: HandlerDefinition<never>[] } = {}): Promise<Harness> {
-  const repo = options.dbUrl === undefined ? createMemoryStore() : await sqliteStore(options.dbUrl);
+export interface HarnessOptions extends Partial<SchedulerOptions> {
+  start?: number;
+  /** A SQLite file, for tests that restart on the same data. @default a fresh in-memory store */
+  dbUrl?: string;
+  /** Another harness's store (`repo`), for two schedulers on one database; it is disposed by its owner. */
+  repo?: Store;
+  /** Another harness's clock, so two schedulers share one time. */
+  clock?: ManualClock;
+  /** Let the scheduler treat the store as shared by several instances (leases, reaping, the queue poll). @default the store's own */
+  shared?: boolean;
+  keepOpen?: boolean;
+  extraHandlers?: HandlerDefinition<never>[];
+}
+
+export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const ownsRepo = options.repo === undefined;
+  const repo = options.repo ?? (options.dbUrl === undefined ? createMemoryStore() : await sqliteStore(options.dbUrl));
   const inserted: RunRecord[] = [];
-  const store = {
+  // The store's methods are plain functions (no `this`), so a spread copy with two of them wrapped is the store.
+  const store: Store = {
     ...repo,
+    shared: options.shared ?? repo.shared,
     write(op: WriteOp) {
       if (op.op === 'run.insert') inserted.push({ ...op.run });
       repo.write(op);
     },
+    async claim(claims) {
+      const outcomes = await repo.claim(claims);
+      for (const o of outcomes) if (o.outcome === 'claimed' || o.outcome === 'skipped') inserted.push({ ...o.run });
+      return outcomes;
+    },
   };
-  const clock = createManualClock(options.start ?? at('2026-01-01T00:00:00Z'));
+  const clock = options.clock ?? createManualClock(options.start ?? at('2026-01-01T00:00:00Z'));
   const queue: Script[] = [];
   const calls: HandlerContext[] = [];
   const scripted: HandlerDefinition<Record<string, unknown>> = {
@@ -169,7 +191,7 @@ export async function createHarness(options: Partial<SchedulerOptions> & { start
       if (options.keepOpen) return;
       log[Symbol.dispose]();
       await scheduler.stop(0);
-      await repo[Symbol.asyncDispose]();
+      if (ownsRepo) await repo[Symbol.asyncDispose]();
     },
   };
 }

@@ -2,7 +2,7 @@ import type { AgentStatus } from '../schemas/common.ts';
 import type { ActiveRuns } from './active-runs.ts';
 import type { Clock } from './clock.ts';
 import type { Schedules } from './schedules.ts';
-import type { AgentRecord, SchedulerStore } from './store.ts';
+import type { AgentRecord, Fence, SchedulerStore } from './store.ts';
 
 /** The fields of an agent anyone may change (its id and owner never change). */
 export type AgentPatch = Partial<Omit<AgentRecord, 'id' | 'owner'>>;
@@ -51,11 +51,12 @@ export function createAgentState(store: SchedulerStore, clock: Clock, schedules:
   /**
    * Applies `set` to `agent` (a cached copy, or the caller's own record) and writes it, stamped with
    * `updatedAt`. `set` must be a fresh object: it becomes the write op, which the store owns from then on.
+   * `fence`: a change that follows from a held run applies only while the run is still this instance's.
    */
-  function write(agent: AgentRecord, set: AgentPatch): void {
+  function write(agent: AgentRecord, set: AgentPatch, fence?: Fence): void {
     Object.assign(agent, set);
     agent.updatedAt = set.updatedAt = clock.now();
-    store.write({ op: 'agent.update', id: agent.id, set });
+    store.write(fence ? { op: 'agent.update', id: agent.id, set, fence } : { op: 'agent.update', id: agent.id, set });
   }
 
   return {
@@ -66,6 +67,14 @@ export function createAgentState(store: SchedulerStore, clock: Clock, schedules:
       if (!cache.has(id)) void load(id).catch(ignore);
     },
     write,
+    /**
+     * The agent as stored now, for a run about to start or be retried on a shared store: another instance
+     * may have changed it (its config, limits, retry state) since this one cached it. Batched like `load`.
+     */
+    refresh(id: string): Promise<AgentRecord | undefined> {
+      cache.delete(id);
+      return load(id);
+    },
     forget(id: string): void {
       cache.delete(id);
     },

@@ -1,7 +1,7 @@
 import type { EventMap, EventName, StoredEvent } from '../schemas/events.ts';
 import type { Clock, TimerHandle } from './clock.ts';
 import type { EventBus } from './events.ts';
-import type { EventRecord, SchedulerStore } from './store.ts';
+import type { EventRecord, Fence, SchedulerStore } from './store.ts';
 
 /** How often expired events are deleted: often enough to bound the table, rarely enough to cost nothing. */
 const TRIM_INTERVAL_MS = 10 * 60_000;
@@ -14,7 +14,8 @@ const TRIM_INTERVAL_MS = 10 * 60_000;
  * could hand out again.
  */
 export interface EventLog {
-  emit<K extends EventName>(type: K, agentId: string | null, data: EventMap[K]): void;
+  /** `fence`: the event of a held run is stored only while the run is still this instance's (store.ts, Fence). */
+  emit<K extends EventName>(type: K, agentId: string | null, data: EventMap[K], fence?: Fence): void;
   /** The id of the last event published (before the first: the last one stored when following began). */
   readonly lastId: number;
   /** Publishes every event committed after `id` (the last one stored), until `stopFollowing`. */
@@ -41,11 +42,12 @@ export function createEventLog(store: SchedulerStore, clock: Clock, bus: EventBu
   }
 
   return {
-    emit(type, agentId, data) {
+    emit(type, agentId, data, fence) {
       // Hot path: one record and no promise per event; its id and its publication come with the commit.
       // Frozen now, so what is stored is what is published.
       Object.freeze(data);
-      store.write({ op: 'event.insert', event: { type, agentId, data, createdAt: clock.now() } });
+      const event = { type, agentId, data, createdAt: clock.now() };
+      store.write(fence ? { op: 'event.insert', event, fence } : { op: 'event.insert', event });
     },
     get lastId() {
       return lastId;

@@ -35,6 +35,11 @@ export interface InstanceRegistryOptions {
   leaseMs: number;
   /** Called when the cluster's capacity changed (an instance came or went), so the status can say so. */
   onCapacityChange?(): void;
+  /**
+   * Runs with each heartbeat, after the row is renewed: the scheduler renews its runs' leases and reaps
+   * those of dead instances (docs/cluster.md, "Leases and fences"). Its failure is logged like the beat's.
+   */
+  onBeat?(): Promise<void>;
 }
 
 export type InstanceRegistry = ReturnType<typeof createInstanceRegistry>;
@@ -87,6 +92,12 @@ export function createInstanceRegistry(options: InstanceRegistryOptions) {
     } catch (err) {
       reregister = true;
       log.warn('instance heartbeat failed', { instanceId: identity.id, error: errorText(err) });
+    }
+    if (!options.onBeat) return;
+    try {
+      await options.onBeat();
+    } catch (err) {
+      log.warn('renewing or reaping run leases failed', { instanceId: identity.id, error: errorText(err) });
     }
   }
 

@@ -72,3 +72,18 @@ export const MAX_CONCURRENCY = 10_000;
  * nothing to PostgreSQL. SQLite and the in-memory store have one writer and never poll. @default 250
  */
 export const EVENT_POLL_MS = 250;
+
+// ---------- several instances on one database (docs/cluster.md) ----------
+
+/**
+ * How often, on a shared database, an instance with free slots looks for due queued runs it did not
+ * claim itself (a retry of a run taken back from a dead instance, a run its claimer has no slot for). One
+ * indexed read a second per instance; a queued run due sooner is looked for at its time. @default 1000
+ */
+export const QUEUE_POLL_MS = 1000;
+/**
+ * How often, on a shared database, an instance reads every schedule again, in case a `schedules` signal was
+ * lost: a lost signal costs at most this long (a fire it should have skipped is refused by its claim anyway,
+ * whose revision no longer matches). @default 5000
+ */
+export const SCHEDULE_RECONCILE_MS = 5000;

@@ -5,7 +5,8 @@ import { errorText } from './errors.ts';
 import { iso, type EventLog } from './event-log.ts';
 import type { HandlerContext, HandlerDefinition, HandlerRegistry, ProgressUpdate } from './handlers.ts';
 import type { Logger } from './logger.ts';
-import { COMPLETED, type Outcome } from './runs.ts';
+import type { Taker } from './claims.ts';
+import { COMPLETED, fenceOf, type Outcome } from './runs.ts';
 import type { AgentRecord, SchedulerStore } from './store.ts';
 
 /** Why a run's signal fired: the reason object on `signal.reason`. */
@@ -65,25 +66,28 @@ export interface RunHandlerOptions {
   finish(active: ActiveRun, agent: AgentRecord | undefined, outcome: Outcome): void;
   /** A run still going after this is aborted, unless its agent sets `timeoutMs`. */
   timeoutMs: number;
-  /** This instance, recorded on each run it starts; null for a scheduler that runs outside a server. */
-  instanceId: string | null;
+  /** Hands queued runs to this instance (claims.ts): a run starts only once the database gave it here. */
+  taker: Taker;
 }
 
 /** Runs a queued run's handler once it has a slot: started, progress, timeout, and how it ended. */
 export type RunHandler = ReturnType<typeof createRunHandler>;
 
 export function createRunHandler(options: RunHandlerOptions) {
-  const { store, clock, log, handlers, agents, active, events, finish, timeoutMs: defaultTimeoutMs, instanceId } = options;
+  const { store, clock, log, handlers, agents, active, events, finish, timeoutMs: defaultTimeoutMs, taker } = options;
   /** Runs between the executor handing them a slot and their finish; stop() waits for them. */
   let executing = 0;
   let idleWaiters: (() => void)[] = [];
+  /** Set by abortRunning: a run whose take was still on its way when it came starts aborted (it finishes at once). */
+  let abortedAll: RunAbort | undefined;
 
   function progress(a: ActiveRun, update: ProgressUpdate): void {
     if (a.state !== 'running' || !active.holds(a)) return; // late report after the run ended
     const { run } = a;
     const pct = Number.isFinite(update.progress) ? Math.min(100, Math.max(0, update.progress)) : 0;
     run.progress = pct;
-    store.write({ op: 'run.update', id: run.id, set: { progress: pct } });
+    const fence = fenceOf(run);
+    store.write({ op: 'run.update', id: run.id, set: { progress: pct }, fence });
     events.emit('agent:progress', run.agentId, {
       agentId: run.agentId,
       jobId: run.jobId,
@@ -93,29 +97,63 @@ export function createRunHandler(options: RunHandlerOptions) {
       ...(update.currentStep !== undefined && { currentStep: String(update.currentStep) }),
       ...(update.totalSteps !== undefined && { totalSteps: update.totalSteps }),
       timestamp: iso(clock.now())!,
-    });
+    }, fence);
+  }
+
+  /**
+   * The slot came, on a shared store: the run starts only if the database hands it to this instance now
+   * (claims.ts). Answers false when it is not this instance's to run; it is then no longer held.
+   */
+  async function takenByStore(a: ActiveRun): Promise<boolean> {
+    const { run } = a;
+    const got = (await taker.take(run.id)).get(run.id);
+    if (!got) {
+      // The scheduler's queue poll took it for this instance meanwhile: it updated this very record.
+      if (run.status === 'running') return true;
+      // Cancelled, or taken by another instance (a queued run any instance may start): not ours to finish.
+      if (active.holds(a)) active.remove(a);
+      return false;
+    }
+    const droppedWhy = active.holds(a) ? null : (run.error ?? 'cancelled');
+    run.status = 'running';
+    run.startedAt = got.startedAt;
+    run.instanceId = got.instanceId;
+    run.epoch = got.epoch;
+    run.leaseUntil = got.leaseUntil;
+    if (droppedWhy !== null) {
+      // Dropped here (a cancel, a pause) while the take was on its way: the take came first, so the drop's
+      // writes, fenced by the old epoch, did nothing. It ends cancelled again, under the epoch it has now.
+      const again = active.add(run);
+      active.setState(again, 'running');
+      finish(again, agents.get(run.agentId), { kind: 'cancelled', error: droppedWhy });
+      return false;
+    }
+    return true;
   }
 
   async function execute(a: ActiveRun): Promise<void> {
     if (!active.holds(a) || a.state !== 'queued') return; // dropped while queued
     const { run, controller } = a;
-    active.setState(a, 'running');
     executing++;
     try {
+      // No await on an exclusive store (takeHere), nor for a run a take already handed over.
+      const handedOver = run.status === 'running' || !taker.takeHere(run);
+      if (handedOver && run.status !== 'running' && !(await takenByStore(a))) return;
+      active.setState(a, 'running');
+      if (abortedAll) controller.abort(new RunAbort(abortedAll.kind, abortedAll.message));
       // No await when the agent is known: the run starts within its fire's slice, not after the whole burst.
-      const agent = agents.get(run.agentId) ?? (await agents.load(run.agentId));
+      // A run the database handed over (shared store) reads its agent as stored: another instance may have changed it.
+      const agent = handedOver ? await agents.refresh(run.agentId) : (agents.get(run.agentId) ?? (await agents.load(run.agentId)));
       const handler = agent ? handlers.get(agent.handler) : undefined;
       if (!agent || !handler) {
         finish(a, agent, { kind: 'cancelled', error: agent ? `unknown handler "${agent.handler}"` : 'agent no longer exists' });
         return;
       }
-      const startedAt = clock.now();
-      run.status = 'running';
-      run.startedAt = startedAt;
-      run.instanceId = instanceId;
-      store.write({ op: 'run.update', id: run.id, set: { status: 'running', startedAt, instanceId } });
-      agents.write(agent, { status: 'RUNNING' });
-      events.emit('agent:started', agent.id, { agentId: agent.id, jobId: run.jobId, runId: run.id, attempt: run.attempt, status: 'started', timestamp: iso(startedAt)! });
+      // The take wrote the start (status, startedAt, instanceId, lease, epoch).
+      const startedAt = run.startedAt ?? clock.now();
+      const fence = fenceOf(run);
+      agents.write(agent, { status: 'RUNNING' }, fence);
+      events.emit('agent:started', agent.id, { agentId: agent.id, jobId: run.jobId, runId: run.id, attempt: run.attempt, status: 'started', timestamp: iso(startedAt)! }, fence);
 
       const timeoutMs = agent.timeoutMs ?? defaultTimeoutMs;
       const timeout = clock.setTimer(() => controller.abort(new RunAbort('timeout', `timed out after ${timeoutMs} ms`)), timeoutMs);
@@ -156,6 +194,7 @@ export function createRunHandler(options: RunHandlerOptions) {
     },
     /** Aborts every running run with a fresh `RunAbort` of `kind` (they then finish as that reason says). */
     abortRunning(kind: AbortKind, message: string): void {
+      abortedAll = new RunAbort(kind, message);
       for (const a of active.values()) if (a.state === 'running') a.controller.abort(new RunAbort(kind, message));
     },
   };

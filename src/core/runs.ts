@@ -6,7 +6,9 @@ import type { Clock } from './clock.ts';
 import { iso, type EventLog } from './event-log.ts';
 import type { Executor } from './executor.ts';
 import type { Schedules } from './schedules.ts';
-import type { AgentRecord, RunRecord, SchedulerStore } from './store.ts';
+import { createClaimer, type Claimer } from './claims.ts';
+import type { Logger } from './logger.ts';
+import type { AgentRecord, ClaimOutcome, Fence, RunClaim, RunRecord, SchedulerStore } from './store.ts';
 import type { Timeline } from './timeline.ts';
 
 /** How a run ended. */
@@ -33,13 +35,22 @@ export interface RunsOptions {
   events: EventLog;
   /** Runs a queued run once it has a slot (run-handler.ts). */
   execute(active: ActiveRun): Promise<void>;
+  /** A fire was claimed under a revision the database no longer has: the schedule is read again. */
+  stale(agentId: string): Promise<void>;
+  log: Logger;
   maxRetries: number;
   retry: RetryPolicy;
   runHistoryLimit: number;
 }
 
-/** A run's life in the scheduler: created, queued (now or at its retry time), finished, retried. */
+/** A run's life in the scheduler: claimed, queued (now or at its retry time), finished, retried. */
 export type Runs = ReturnType<typeof createRuns>;
+
+/** The dedupe key of the retry that follows run `runId`: whoever queues it (its holder, or the instance that reaped it), it exists once. */
+export const retryKey = (runId: string) => `retry:${runId}`;
+
+/** The fence of a held run's writes: they apply only while the run has the epoch this instance saw. */
+export const fenceOf = (run: RunRecord): Fence => ({ runId: run.id, epoch: run.epoch });
 
 export function createRuns(options: RunsOptions) {
   const { store, clock, agents, schedules, active, timeline, executor, events, execute, maxRetries, retry, runHistoryLimit } = options;
@@ -54,39 +65,63 @@ export function createRuns(options: RunsOptions) {
   }
 
   /**
-   * The one place a run record is made: queued, or skipped (finished at once) when `skipped` says why.
-   * Schedule and catch-up runs carry `jobId@scheduledAt`, unique in the database, so a slot never runs twice.
+   * The one place a run record is made, queued and not yet written. Schedule and catch-up runs carry
+   * `jobId@scheduledAt`, unique in the database, so a slot never runs twice; a retry carries `retryKey`.
    */
-  function record(owner: RunOwner, trigger: RunTrigger, attempt: number, scheduledAt: number, skipped: string | null): RunRecord {
-    const now = clock.now();
-    const run: RunRecord = {
+  function newRun(owner: RunOwner, trigger: RunTrigger, attempt: number, scheduledAt: number, dedupeKey: string | null): RunRecord {
+    return {
       id: newId(),
       agentId: owner.agentId,
       jobId: owner.jobId,
       trigger,
       attempt,
-      status: skipped === null ? 'queued' : 'skipped',
+      status: 'queued',
       priority: owner.priority,
       scheduledAt,
       startedAt: null,
-      finishedAt: skipped === null ? null : now,
+      finishedAt: null,
       durationMs: null,
       progress: null,
-      error: skipped,
-      dedupeKey: trigger === 'schedule' || trigger === 'catchup' ? `${owner.jobId}@${scheduledAt}` : null,
-      instanceId: null, // set by the instance that starts it (run-handler.ts)
-      createdAt: now,
+      error: null,
+      dedupeKey,
+      instanceId: null, // set by the take that hands it to an instance
+      epoch: 0,
+      leaseUntil: null,
+      createdAt: clock.now(),
     };
-    store.write({ op: 'run.insert', run });
-    return run;
   }
 
-  /** Creates a run and holds it: queued now if due, else waiting on the timeline for `scheduledAt`. */
-  function start(owner: RunOwner, trigger: RunTrigger, attempt: number, scheduledAt: number): RunRecord {
-    const run = record(owner, trigger, attempt, scheduledAt, null);
+  const slotKey = (owner: RunOwner, trigger: RunTrigger, scheduledAt: number) =>
+    trigger === 'schedule' || trigger === 'catchup' ? `${owner.jobId}@${scheduledAt}` : null;
+
+  /** Writes a run that is recorded and never runs (a catch-up with catch-up off): under its slot's key, so it is recorded once. */
+  function recordSkipped(owner: RunOwner, trigger: RunTrigger, scheduledAt: number, why: string): void {
+    const run = newRun(owner, trigger, 1, scheduledAt, slotKey(owner, trigger, scheduledAt));
+    run.status = 'skipped';
+    run.finishedAt = run.createdAt;
+    run.error = why;
+    store.write({ op: 'run.insert', run });
+  }
+
+  /** What the database answered for a claim: a claimed run is held; skipped and taken ones are done. */
+  function settle(o: ClaimOutcome): Promise<void> | undefined {
+    if (o.outcome === 'claimed') hold(o.run);
+    else if (o.outcome === 'stale') return options.stale(o.run.agentId);
+    return undefined;
+  }
+
+  const claims: Claimer = createClaimer(store, options.log, settle, schedules.writeFired);
+
+  /** A first attempt: claimed with the fires of this tick; while the agent has a run or retry open anywhere, recorded skipped saying `busy`. */
+  function claimOf(owner: RunOwner, trigger: RunTrigger, scheduledAt: number, busy: string, revision: number | undefined): RunClaim {
+    const run = newRun(owner, trigger, 1, scheduledAt, slotKey(owner, trigger, scheduledAt));
+    return revision === undefined ? { run, busy } : { run, busy, revision };
+  }
+
+  /** Holds a run this instance queued in the database: queued now if due, else waiting on the timeline. */
+  function hold(run: RunRecord): void {
     agents.prefetch(run.agentId);
     admit(active.add(run), clock.now());
-    return run;
   }
 
   /** A held, waiting run: queued if due at `now`, else planned on the timeline. */
@@ -115,17 +150,22 @@ export function createRuns(options: RunsOptions) {
     return now + retryDelay(retriesDone + 1, retry);
   }
 
-  /** Records how a run ended and applies the retry policy. Synchronous: all its writes land in one batch. */
+  /**
+   * Records how a run ended and applies the retry policy. Synchronous: all its writes land in one batch,
+   * each fenced by the run's epoch, so a run the cluster took back from this instance changes nothing.
+   */
   function finish(a: ActiveRun, agent: AgentRecord | undefined, outcome: Outcome): void {
     const wasRunning = a.state === 'running';
     if (!active.remove(a)) return;
     const { run } = a;
     const now = clock.now();
+    const fence = fenceOf(run);
     run.status = outcome.kind;
     run.finishedAt = now;
     run.durationMs = run.startedAt === null ? null : now - run.startedAt;
     run.error = outcome.kind === 'completed' ? null : outcome.error;
-    store.write({ op: 'run.update', id: run.id, set: { status: run.status, finishedAt: now, durationMs: run.durationMs, error: run.error } });
+    run.leaseUntil = null;
+    store.write({ op: 'run.update', id: run.id, set: { status: run.status, finishedAt: now, durationMs: run.durationMs, error: run.error, leaseUntil: null }, fence });
     noteFinished(run.agentId);
     if (!agent) return;
     // Payloads are written out whole, keys in the order they have on the wire (no spread of a shared base).
@@ -134,40 +174,49 @@ export function createRuns(options: RunsOptions) {
 
     if (outcome.kind === 'completed') {
       agent.lastError = null;
-      agents.write(agent, { lastRunAt: agent.lastRunAt, lastError: null, retryCount: 0, backoffUntil: null, status: agents.restingStatus(agent) });
-      events.emit('agent:completed', agent.id, { agentId: agent.id, jobId: run.jobId, runId: run.id, timestamp, attempt: run.attempt, status: 'completed', duration: run.durationMs ?? 0 });
+      agents.write(agent, { lastRunAt: agent.lastRunAt, lastError: null, retryCount: 0, backoffUntil: null, status: agents.restingStatus(agent) }, fence);
+      events.emit('agent:completed', agent.id, { agentId: agent.id, jobId: run.jobId, runId: run.id, timestamp, attempt: run.attempt, status: 'completed', duration: run.durationMs ?? 0 }, fence);
       return;
     }
     if (outcome.kind === 'cancelled') {
-      agents.write(agent, { lastRunAt: agent.lastRunAt, status: agents.restingStatus(agent), backoffUntil: null });
-      events.emit('agent:cancelled', agent.id, { agentId: agent.id, jobId: run.jobId, runId: run.id, timestamp, status: 'cancelled' });
+      agents.write(agent, { lastRunAt: agent.lastRunAt, status: agents.restingStatus(agent), backoffUntil: null }, fence);
+      events.emit('agent:cancelled', agent.id, { agentId: agent.id, jobId: run.jobId, runId: run.id, timestamp, status: 'cancelled' }, fence);
       return;
     }
 
     const schedule = schedules.get(agent.id);
     const at = retryAt(run, agent, schedule?.paused === true, now);
     if (at !== null) {
-      agents.write(agent, { lastRunAt: agent.lastRunAt, lastError: outcome.error, retryCount: run.attempt, backoffUntil: at, status: 'IDLE' });
-      start(run, 'retry', run.attempt + 1, at);
+      agents.write(agent, { lastRunAt: agent.lastRunAt, lastError: outcome.error, retryCount: run.attempt, backoffUntil: at, status: 'IDLE' }, fence);
+      // The retry is a queued row due at `at`; this instance holds it on its timeline and takes it then.
+      const next = newRun(run, 'retry', run.attempt + 1, at, retryKey(run.id));
+      store.write({ op: 'run.insert', run: next, fence });
+      admit(active.add(next), now);
     } else {
-      agents.write(agent, { lastRunAt: agent.lastRunAt, lastError: outcome.error, retryCount: run.attempt - 1, backoffUntil: null, status: 'ERROR' });
-      if (schedule?.enabled) schedules.disable(schedule);
+      agents.write(agent, { lastRunAt: agent.lastRunAt, lastError: outcome.error, retryCount: run.attempt - 1, backoffUntil: null, status: 'ERROR' }, fence);
+      if (schedule?.enabled) schedules.disable(schedule, fence);
     }
     events.emit('agent:failed', agent.id, {
       agentId: agent.id, jobId: run.jobId, runId: run.id, timestamp,
       attempt: run.attempt, status: 'failed', error: outcome.error, willRetry: at !== null, nextRetryAt: iso(at),
-    });
+    }, fence);
   }
 
   return {
-    record,
-    start,
+    recordSkipped,
+    /** Resolves once every claim asked so far is answered and its run held. */
+    claimsSettled: () => claims.settled(),
     admit,
     finish,
 
-    /** A first attempt now, or, while the agent has a run or retry in progress, a skipped record saying `busy`. */
-    offer(owner: RunOwner, trigger: RunTrigger, scheduledAt: number, busy = BUSY): RunRecord {
-      return active.busy(owner.agentId) ? record(owner, trigger, 1, scheduledAt, busy) : start(owner, trigger, 1, scheduledAt);
+    /** A fire of `s` (or its catch-up): claimed under the revision it was planned with, with the other claims of this tick. */
+    offer(s: RunOwner & { revision: number }, trigger: 'schedule' | 'catchup', scheduledAt: number, busy = BUSY): void {
+      claims.add(claimOf(s, trigger, scheduledAt, busy, s.revision));
+    },
+
+    /** A manual run: answered once the database has it, queued (and held here) or recorded skipped. */
+    async offerNow(owner: RunOwner): Promise<RunRecord> {
+      return (await claims.ask(claimOf(owner, 'manual', clock.now(), BUSY, undefined))).run;
     },
 
     /** A waiting run's time came: it queues for a slot (unless it was dropped meanwhile). */

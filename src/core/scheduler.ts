@@ -9,12 +9,14 @@ import { createEventLog, iso } from './event-log.ts';
 import { createEventBus, type EventBus } from './events.ts';
 import { createExecutor, PRIORITY_LEVELS } from './executor.ts';
 import type { HandlerRegistry } from './handlers.ts';
-import { SCHEDULER_DEFAULTS, SHUTDOWN_GRACE_MS } from './limits.ts';
+import { QUEUE_POLL_MS, SCHEDULE_RECONCILE_MS, SCHEDULER_DEFAULTS, SHUTDOWN_GRACE_MS } from './limits.ts';
 import { silentLogger, type Logger } from './logger.ts';
-import { catchUpMissedFires, recoverOpenRuns, type Recovery } from './recovery.ts';
+import { catchUpMissedFires, reapExpired, recoverOpenRuns, type Recovery } from './recovery.ts';
+import { createTaker } from './claims.ts';
+import { newInstanceId } from './instances.ts';
 import { createRunHandler, RunAbort } from './run-handler.ts';
 import { createRuns, type Runs } from './runs.ts';
-import { createSchedules, type ScheduleSpec, type ScheduleState } from './schedules.ts';
+import { createSchedules, type Schedules, type ScheduleSpec, type ScheduleState } from './schedules.ts';
 import { createStatus, type Lifecycle, type Status } from './status.ts';
 import type { AgentRecord, RunRecord, ScheduleRecord, SchedulerStore } from './store.ts';
 import { createTimeline, type DueHandlers } from './timeline.ts';
@@ -43,8 +45,14 @@ export interface SchedulerOptions {
   eventRetentionMs?: number;
   /** Least time between two `scheduler:status` events. @default 250 (SCHEDULER_DEFAULTS.STATUS_INTERVAL_MS) */
   statusIntervalMs?: number;
-  /** The instance this scheduler runs in, recorded on every run it starts (core/instances.ts). @default null */
+  /** The instance this scheduler runs in: runs are taken, leased and recorded under it (core/instances.ts). @default a fresh id (newInstanceId) */
   instanceId?: string | null;
+  /** How long a taken run stays this instance's without a renewal. @default 30000 (SCHEDULER_DEFAULTS.INSTANCE_LEASE_MS) */
+  leaseMs?: number;
+  /** Told after every schedule change this scheduler answered, so other instances look (app.ts sends the `schedules` signal). @default none */
+  onScheduleChange?(agentId: string): void;
+  /** Asked to cancel a run another instance is running: app.ts sends the `cancel` signal, and its holder aborts it. @default none */
+  onCancelElsewhere?(runId: string): void;
   /** The status's `maxConcurrentAgents`: the sum over live instances. @default () => maxConcurrent (this one alone) */
   capacity?: () => number;
 }
@@ -59,6 +67,7 @@ export type Scheduler = ReturnType<typeof createScheduler>;
  *   active-runs.ts  the runs held (waiting, queued, running), and the running/queued figures
  *   agent-state.ts  the agent cache, its writes and the status rules
  *   runs.ts         run records, the queue, finishing and the retry decision
+ *   claims.ts       what the database must agree to first: a run exists (claim), it starts here (take)
  *   run-handler.ts  a run's handler: started, progress, timeout and abort
  *   recovery.ts     start-up: runs left open, fires missed
  *   status.ts       the figures and the throttled `scheduler:status` event
@@ -85,16 +94,22 @@ export function createScheduler(options: SchedulerOptions) {
     intervalMs: options.statusIntervalMs ?? SCHEDULER_DEFAULTS.STATUS_INTERVAL_MS,
   });
   const agents = createAgentState(store, clock, schedules, active);
+  const instanceId = options.instanceId ?? newInstanceId();
+  const leaseMs = options.leaseMs ?? SCHEDULER_DEFAULTS.INSTANCE_LEASE_MS;
+  // A run starts only once the database handed it to this instance (docs/cluster.md, "Claim before run").
+  const taker = createTaker({ store, clock, instanceId, leaseMs });
   // A run's handler finishes it, and finishing may queue its retry for the handler: the loop is closed here.
   const runner = createRunHandler({
     store, clock, log, handlers, agents, active, events,
     finish: (a, agent, outcome) => runs.finish(a, agent, outcome),
     timeoutMs: options.timeoutMs ?? SCHEDULER_DEFAULTS.AGENT_TIMEOUT_MS,
-    instanceId: options.instanceId ?? null,
+    taker,
   });
   const runs: Runs = createRuns({
     store, clock, agents, schedules, active, timeline, executor, events,
     execute: runner.execute,
+    stale: (agentId) => reloadSchedule(agentId).catch((err: unknown) => log.error('could not read a schedule again', { agentId, error: errorText(err) })),
+    log,
     maxRetries: options.maxRetries ?? SCHEDULER_DEFAULTS.MAX_RETRIES,
     retry: options.retry ?? { baseDelayMs: SCHEDULER_DEFAULTS.RETRY_BASE_DELAY_MS, maxDelayMs: SCHEDULER_DEFAULTS.RETRY_MAX_DELAY_MS },
     runHistoryLimit: options.runHistoryLimit ?? SCHEDULER_DEFAULTS.RUN_HISTORY_LIMIT,
@@ -122,7 +137,112 @@ export function createScheduler(options: SchedulerOptions) {
     catchUpMissedFires(recovery, now);
     events.startTrimming(eventRetentionMs);
     status.changed();
+    if (store.shared) {
+      armQueuePoll(0);
+      reconcileTimer = clock.setTimer(reconcileLoop, SCHEDULE_RECONCILE_MS);
+    }
     await store.flush();
+  }
+
+  // ---------- on a shared store: the queue of every instance, leases, other instances' changes ----------
+
+  let pollTimer: TimerHandle | undefined;
+  let reconcileTimer: TimerHandle | undefined;
+  let polling = false;
+
+  function armQueuePoll(ms: number): void {
+    pollTimer?.cancel();
+    pollTimer = lifecycle.stopping ? undefined : clock.setTimer(() => void pollQueue(), ms);
+  }
+
+  /**
+   * Free slots take due queued runs of any instance (a retry of a reaped run, a run whose claimer is busy):
+   * every QUEUE_POLL_MS while slots are free, sooner when the next queued run is due sooner.
+   */
+  async function pollQueue(): Promise<void> {
+    if (polling || lifecycle.stopping) return;
+    polling = true;
+    let wait = QUEUE_POLL_MS;
+    try {
+      const free = maxConcurrent - runner.executing - executor.waiting;
+      if (free > 0) {
+        const got = await taker.more(free);
+        for (const run of got) {
+          // A run this instance holds (its own retry, or one waiting for a slot here) comes as itself, its
+          // record updated in place; any other is held from now. Either way its status is 'running', so the
+          // run handler starts it without a take of its own (and one already on its way lets it be).
+          const held = active.byId(run.id);
+          if (held) Object.assign(held.run, run);
+          if (held?.state === 'queued') continue; // its execute is already in the executor's queue
+          const a = held ?? active.add(run);
+          agents.prefetch(run.agentId);
+          active.setState(a, 'queued');
+          executor.add(() => runner.execute(a), run.priority);
+        }
+        if (got.length < free) {
+          const nextAt = await store.nextQueuedAt();
+          if (nextAt !== null) wait = Math.min(wait, Math.max(0, nextAt - clock.now()));
+        }
+      }
+    } catch (err) {
+      log.warn('taking queued runs failed', { error: errorText(err) });
+    } finally {
+      polling = false;
+      armQueuePoll(wait);
+    }
+  }
+
+  async function reloadSchedule(agentId: string): Promise<void> {
+    const readAt = clock.now();
+    adopted(agentId, schedules.adopt(agentId, await store.getSchedule(agentId), readAt));
+  }
+
+  /** A schedule another instance changed: a run held here that the change forbids is let go (that instance cancelled its row). */
+  function adopted(agentId: string, { changed, schedule }: ReturnType<Schedules['adopt']>): void {
+    if (!changed) return;
+    const a = active.ofAgent(agentId);
+    if (a && a.state !== 'running' && (!schedule || schedule.paused)) active.remove(a);
+    status.changed();
+  }
+
+  /** Reads every schedule again (a lost signal costs at most this long): a full read, cheap next to the fires it keeps right. */
+  async function reloadSchedules(): Promise<void> {
+    const readAt = clock.now();
+    const stored = await store.loadSchedules();
+    const seen = new Set<string>();
+    for (const record of stored) {
+      seen.add(record.agentId);
+      adopted(record.agentId, schedules.adopt(record.agentId, record, readAt));
+    }
+    for (const s of [...schedules.values()]) if (!seen.has(s.agentId)) adopted(s.agentId, schedules.adopt(s.agentId, undefined, readAt));
+  }
+
+  function reconcileLoop(): void {
+    void reloadSchedules()
+      .catch((err: unknown) => log.warn('reconciling schedules failed', { error: errorText(err) }))
+      .finally(() => {
+        if (!lifecycle.stopping) reconcileTimer = clock.setTimer(reconcileLoop, SCHEDULE_RECONCILE_MS);
+      });
+  }
+
+  /**
+   * With each heartbeat (core/instances.ts): renews the leases of the runs this instance holds, then
+   * takes back those of instances that stopped renewing theirs and applies the retry policy to them.
+   */
+  async function maintainLeases(): Promise<void> {
+    if (lifecycle.stopping || !lifecycle.started) return;
+    const now = clock.now();
+    await store.renewLeases(instanceId, now + leaseMs);
+    await reapExpired(recovery, now);
+  }
+
+  /** On a shared store, reads the stored schedule first: another instance may have changed it since this one last looked. */
+  async function fresh(agentId: string): Promise<void> {
+    if (store.shared) await reloadSchedule(agentId);
+  }
+
+  function changedSchedule(agentId: string): void {
+    options.onScheduleChange?.(agentId);
   }
 
   /**
@@ -133,6 +253,8 @@ export function createScheduler(options: SchedulerOptions) {
     if (lifecycle.stopping) return;
     lifecycle.stopping = true;
     timeline.stop();
+    pollTimer?.cancel();
+    reconcileTimer?.cancel();
     events.stopTrimming();
     status.stop();
     executor.pause();
@@ -143,6 +265,7 @@ export function createScheduler(options: SchedulerOptions) {
     }
     runner.abortRunning('shutdown', 'interrupted by shutdown');
     await runner.idle();
+    await runs.claimsSettled(); // runs claimed meanwhile stay queued in the database, for the next start
     await store.flush(); // the last events are published as this batch commits, before it resolves
     events.stopFollowing();
   }
@@ -154,6 +277,20 @@ export function createScheduler(options: SchedulerOptions) {
   }
 
   /** After a change to its schedule, an agent with nothing running shows the status that follows from it. */
+  /**
+   * Drops the agent's run waiting or queued here, and any other open one `stored` names (held by no one
+   * here, e.g. a retry queued by another instance): cancelled, fenced by the epoch read, so a run taken
+   * meanwhile is not touched.
+   */
+  function dropOpen(agentId: string, stored: readonly RunRecord[], why: string): void {
+    const a = active.ofAgent(agentId);
+    if (a && a.state !== 'running') runs.drop(a, why);
+    for (const run of stored) {
+      if (run.status !== 'queued' || active.byId(run.id)) continue;
+      runs.drop(active.add(run), why);
+    }
+  }
+
   async function settleStatus(agentId: string): Promise<void> {
     const agent = await agents.load(agentId);
     if (agent && agent.status !== 'RUNNING') agents.write(agent, { status: agents.restingStatus(agent) });
@@ -166,6 +303,14 @@ export function createScheduler(options: SchedulerOptions) {
     stats: status.stats,
     /** Says the figures may have changed from outside (an instance came or went): `scheduler:status` follows if they did. */
     figuresChanged: () => status.changed(),
+    /** Resolves once every fire and manual run asked for so far has its claim answered (tests wait on it). */
+    settled: () => runs.claimsSettled(),
+    /** This scheduler's instance id: the one its runs are taken and leased under. */
+    instanceId,
+    maintainLeases,
+    /** Reads one schedule again (a `schedules` signal from another instance), or all of them. */
+    reloadSchedule,
+    reloadSchedules,
     [Symbol.asyncDispose]: () => stop(),
 
     /** Creates or replaces the agent's schedule (validated: a bad expression or timezone is a 400). */
@@ -174,7 +319,8 @@ export function createScheduler(options: SchedulerOptions) {
       if (!Number.isInteger(spec.priority) || spec.priority < 1 || spec.priority > PRIORITY_LEVELS) throw badRequest(`priority: expected 1 to ${PRIORITY_LEVELS}, got ${spec.priority}`);
       // The caller's fresh record serves when the scheduler holds no copy: no read per schedule.
       const cached = agents.get(agent.id) ?? agent;
-      const record = schedules.replace(agent.id, spec);
+      const stored = store.shared ? await store.getSchedule(agent.id) : undefined;
+      const record = schedules.replace(agent.id, spec, stored?.revision);
       // A new schedule clears an exhausted agent's error state (lastError stays visible); RUNNING stays RUNNING.
       if (cached.status !== 'RUNNING') {
         const wasError = cached.status === 'ERROR';
@@ -183,27 +329,37 @@ export function createScheduler(options: SchedulerOptions) {
       }
       status.changed();
       await store.flush();
+      changedSchedule(agent.id);
       return record;
     },
 
-    /** Removes the agent's schedule and drops its pending retry or queued run; a run already going finishes. */
-    async removeSchedule(agentId: string): Promise<void> {
+    /**
+     * Removes the agent's schedule and drops its pending retry or queued run; a run already going finishes.
+     * `stored`: the agent's open runs as the database has them (the services read them on a shared store),
+     * so a retry another instance holds is cancelled too.
+     */
+    async removeSchedule(agentId: string, stored: readonly RunRecord[] = []): Promise<void> {
+      await fresh(agentId);
       if (!schedules.get(agentId)) throw notFound(`No scheduled task found for agent ${agentId}`);
       schedules.remove(agentId);
-      const a = active.ofAgent(agentId);
-      if (a && a.state !== 'running') runs.drop(a, 'dropped: agent unscheduled');
+      dropOpen(agentId, stored, 'dropped: agent unscheduled');
       await settleStatus(agentId);
       status.changed();
       await store.flush();
+      changedSchedule(agentId);
     },
 
-    /** Pauses the schedule (409 while its agent runs); a pending retry or queued run is dropped as cancelled. */
-    async pause(agentId: string, jobId: string): Promise<void> {
+    /**
+     * Pauses the schedule (409 while its agent runs, here or — per `stored`, its open runs as the database
+     * has them — on another instance); a pending retry or queued run is dropped as cancelled.
+     */
+    async pause(agentId: string, jobId: string, stored: readonly RunRecord[] = []): Promise<void> {
+      await fresh(agentId);
       const s = requireSchedule(agentId, jobId);
       const a = active.ofAgent(agentId);
-      if (a?.state === 'running') throw conflict(`Cannot pause agent ${agentId} while it is running`);
+      if (a?.state === 'running' || stored.some((r) => r.status === 'running')) throw conflict(`Cannot pause agent ${agentId} while it is running`);
       if (!s.paused) {
-        if (a) runs.drop(a, 'dropped: job paused');
+        dropOpen(agentId, stored, 'dropped: job paused');
         schedules.pause(s);
         const agent = await agents.load(agentId);
         if (agent) agents.write(agent, { status: 'PAUSED', retryCount: 0, backoffUntil: null });
@@ -211,10 +367,12 @@ export function createScheduler(options: SchedulerOptions) {
         status.changed();
       }
       await store.flush();
+      changedSchedule(agentId);
     },
 
     /** Resumes a paused schedule (400 unless paused) at the first occurrence after now; returns that time. */
     async resume(agentId: string, jobId: string): Promise<number | null> {
+      await fresh(agentId);
       const s = requireSchedule(agentId, jobId);
       if (!s.paused) throw badRequest(`Job ${jobId} is not paused`);
       schedules.resume(s);
@@ -222,6 +380,7 @@ export function createScheduler(options: SchedulerOptions) {
       events.emit('agent:resumed', agentId, { agentId, jobId, status: 'resumed', nextRunAt: iso(s.nextRunAt), timestamp: iso(clock.now())! });
       status.changed();
       await store.flush();
+      changedSchedule(agentId);
       return s.nextRunAt;
     },
 
@@ -229,15 +388,31 @@ export function createScheduler(options: SchedulerOptions) {
     async runNow(agent: AgentRecord): Promise<RunRecord> {
       if (lifecycle.stopping) throw conflict('The scheduler is shutting down');
       await agents.load(agent.id);
-      const run = runs.offer(schedules.get(agent.id) ?? { agentId: agent.id, jobId: agent.id, priority: PRIORITIES.NORMAL }, 'manual', clock.now());
+      const run = await runs.offerNow(schedules.get(agent.id) ?? { agentId: agent.id, jobId: agent.id, priority: PRIORITIES.NORMAL });
       await store.flush();
       return run;
     },
 
-    /** Cancels a run the scheduler holds; false when it holds no such run (finished or unknown). */
-    async cancel(runId: string): Promise<boolean> {
+    /**
+     * Cancels a run; false when it is finished or unknown. On a shared store `stored` (the run as the
+     * database has it, read by the services) lets it cancel a run another instance holds: a queued one in
+     * the database (fenced, so one taken meanwhile is left alone), a running one by telling its instance
+     * (`onCancelElsewhere`, the `cancel` signal), which aborts it.
+     */
+    async cancel(runId: string, stored?: RunRecord): Promise<boolean> {
       const a = active.byId(runId);
-      if (!a) return false;
+      if (!a) {
+        if (!store.shared || !stored) return false;
+        if (stored.status === 'running') {
+          options.onCancelElsewhere?.(runId);
+          return true;
+        }
+        if (stored.status !== 'queued') return false;
+        await agents.load(stored.agentId);
+        runs.drop(active.add(stored), 'cancelled');
+        await store.flush();
+        return true;
+      }
       if (a.state === 'running') {
         a.controller.abort(new RunAbort('cancel', 'cancelled'));
         await Promise.resolve(); // let the handler race settle, so the run is cancelled on return

@@ -37,6 +37,12 @@ export interface ScheduleRecord {
   paused: boolean;
   catchUp: boolean;
   nextRunAt: number | null;
+  /**
+   * Bumped by every change made through the API (set, pause, resume, remove): a fire claims its slot
+   * only under the revision it was planned with, so no instance starts a fire that an answered change
+   * forbids (docs/cluster.md).
+   */
+  revision: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -59,6 +65,13 @@ export interface RunRecord {
   dedupeKey: string | null;
   /** The instance that ran it; null before it starts. */
   instanceId: string | null;
+  /**
+   * Bumped each time the database hands the run to an instance (`take`) or takes it back (`reapExpired`):
+   * the holder's writes about the run carry it as their fence.
+   */
+  epoch: number;
+  /** Until when the holder's claim on a running run holds; renewed with its heartbeat. Null unless running. */
+  leaseUntil: number | null;
   createdAt: number;
 }
 
@@ -92,7 +105,17 @@ export interface InstanceRecord {
   stoppedAt: number | null;
 }
 
-export type WriteOp =
+/**
+ * A write that carries a fence applies only while run `runId` still has `epoch` at that point of the
+ * transaction: a late write from an instance the cluster gave up on (its lease ended, the run was reaped
+ * and retried elsewhere) changes nothing. Unfenced writes always apply.
+ */
+export interface Fence {
+  runId: string;
+  epoch: number;
+}
+
+export type WriteOp = (
   | { op: 'run.insert'; run: RunRecord }
   | { op: 'run.update'; id: string; set: Partial<Omit<RunRecord, 'id'>> }
   | { op: 'agent.update'; id: string; set: Partial<Omit<AgentRecord, 'id' | 'owner'>> }
@@ -101,14 +124,47 @@ export type WriteOp =
   | { op: 'schedule.delete'; agentId: string }
   | { op: 'event.insert'; event: NewEvent }
   | { op: 'runs.trim'; agentId: string; keep: number }
-  | { op: 'events.trim'; before: number };
+  | { op: 'events.trim'; before: number }
+) & { fence?: Fence };
+
+/** A run the scheduler asks the database for; it starts only if the database agrees (docs/cluster.md). */
+export interface RunClaim {
+  /** The run to insert, `queued`; its dedupe key (if any) makes the slot claimable once in the whole cluster. */
+  run: RunRecord;
+  /**
+   * For schedule and catch-up fires: claimed only while the stored schedule of `run.agentId` has this
+   * revision, is enabled and is not paused; otherwise the outcome is `stale` and nothing is written.
+   */
+  revision?: number;
+  /**
+   * When set and the agent already has an open run (queued — a pending retry included — or running),
+   * the run is inserted `skipped` with this error and `finishedAt` = its `createdAt` instead (under the same
+   * dedupe key, so a slot is recorded once whoever saw it). Unset: no overlap check.
+   */
+  busy?: string;
+}
+
+/** What became of one claim: `claimed` (inserted queued), `skipped` (inserted skipped), `taken` (its dedupe key already had a run: nothing written), `stale` (see RunClaim.revision). */
+export interface ClaimOutcome {
+  outcome: 'claimed' | 'skipped' | 'taken' | 'stale';
+  /** The run as stored (for `claimed` and `skipped`), or as asked (for `taken` and `stale`). */
+  run: RunRecord;
+}
 
 /**
  * Reads see every write made before them (buffered or not): no caller ever flushes to read its own
  * writes. `flush` remains for the scheduler, to answer an API call only once its changes are durable.
  */
 export interface SchedulerStore {
+  /**
+   * true when other instances may write the same database (PostgreSQL); false when this process is its
+   * only writer (a SQLite file, held by its lock, or memory). On an exclusive store every open run found
+   * at start is a leftover of this process's predecessor; on a shared one, only runs whose lease ended are.
+   */
+  readonly shared: boolean;
   loadSchedules(): Promise<ScheduleRecord[]>;
+  /** One schedule as stored: what a `stale` claim or a schedule signal makes the scheduler read again. */
+  getSchedule(agentId: string): Promise<ScheduleRecord | undefined>;
   /** Runs left `queued` or `running` by the previous process. */
   loadOpenRuns(): Promise<RunRecord[]>;
   maxEventId(): Promise<number>;
@@ -128,6 +184,30 @@ export interface SchedulerStore {
   write(op: WriteOp): void;
   /** Resolves once every write buffered before the call is committed. */
   flush(): Promise<void>;
+  /**
+   * Claims runs in one transaction, after every write buffered before the call and before every later
+   * one: each claim's outcome, in order. Checked inside the transaction, so concurrent claimers on one
+   * database (instances) can never both get a slot or both start an overlapping run.
+   */
+  claim(claims: readonly RunClaim[]): Promise<ClaimOutcome[]>;
+  /**
+   * Hands queued, due (`scheduledAt <= now`) runs to this instance: first those of `ids` still queued, then
+   * up to `more` others, highest priority first, then oldest (`createdAt`, then id). Each becomes `running`
+   * with `instanceId`, `startedAt = now`, `leaseUntil` and `epoch + 1`, atomically (on PostgreSQL with
+   * `FOR UPDATE SKIP LOCKED`, so concurrent takers neither wait for nor share a row). Answers the runs taken,
+   * as stored. Ordered with the write path like `claim`.
+   */
+  take(instanceId: string, now: number, leaseUntil: number, ids: readonly string[], more: number): Promise<RunRecord[]>;
+  /** Extends the lease of every run this instance holds (running, instanceId = it). */
+  renewLeases(instanceId: string, leaseUntil: number): Promise<void>;
+  /**
+   * Takes back running runs whose lease ended before `now` (their instance stopped heartbeating):
+   * `failed` with `error`, `finishedAt = now`, `epoch + 1`, lease cleared. Answers them as stored now, so the
+   * caller applies the retry policy (a retry's dedupe key `retry:<run id>` keeps it single).
+   */
+  reapExpired(now: number, error: string): Promise<RunRecord[]>;
+  /** The earliest `scheduledAt` of a queued run, or null: when an idle instance should look at the queue again. */
+  nextQueuedAt(): Promise<number | null>;
 }
 
 /** What the services need beyond the scheduler's port. Every agents write goes through the store's one ordered write path. */
@@ -138,7 +218,6 @@ export interface Store extends SchedulerStore, AsyncDisposable {
   deleteAgent(id: string): Promise<void>;
   /** One owner's agents, or every agent when `owner` is null; oldest first. */
   listAgents(owner: string | null): Promise<AgentRecord[]>;
-  getSchedule(agentId: string): Promise<ScheduleRecord | undefined>;
   /** An agent's runs, newest first. */
   listRuns(agentId: string, limit: number): Promise<RunRecord[]>;
   getRun(id: string): Promise<RunRecord | undefined>;

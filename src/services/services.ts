@@ -2,7 +2,7 @@ import { conflict, notFound } from '../core/errors.ts';
 import type { HandlerRegistry } from '../core/handlers.ts';
 import type { InstanceRegistry } from '../core/instances.ts';
 import type { Scheduler } from '../core/scheduler.ts';
-import type { AgentRecord, Store } from '../core/store.ts';
+import type { AgentRecord, RunRecord, Store } from '../core/store.ts';
 import type { AgentCreateInput, AgentUpdateInput } from '../schemas/agent.ts';
 import { PRIORITIES } from '../schemas/common.ts';
 import type { ScheduleInput } from '../schemas/schedule.ts';
@@ -30,6 +30,9 @@ export interface ServicesDeps {
 
 export type Services = ReturnType<typeof createServices>;
 
+/** How many of an agent's newest runs are looked through for its open one: a run outlived by this many skipped fires is missed. */
+const OPEN_RUN_SCAN = 200;
+
 function randomId(): string {
   return `agent_${crypto.randomUUID().replace(/-/g, '').slice(0, 16)}`;
 }
@@ -37,6 +40,13 @@ function randomId(): string {
 export function createServices({ store, scheduler, handlers, instances, now = Date.now }: ServicesDeps) {
   const owned = (p: Principal, agentId: string) => ownedAgent(store, p, agentId);
   const view = (a: AgentRecord) => agentView(a, scheduler.schedule(a.id));
+  /**
+   * On a shared database, the agent's open runs as stored: one running or queued on another instance
+   * decides a pause (409) and is dropped with it. An agent has at most one open run, among its newest
+   * (skipped fires after it included); on a SQLite file the scheduler holds every open run itself.
+   */
+  const openRuns = async (agentId: string): Promise<RunRecord[]> =>
+    store.shared ? (await store.listRuns(agentId, OPEN_RUN_SCAN)).filter((r) => r.status === 'queued' || r.status === 'running') : [];
 
   return {
     agents: {
@@ -121,12 +131,12 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
       },
       async remove(p: Principal, agentId: string) {
         await owned(p, agentId);
-        await scheduler.removeSchedule(agentId);
+        await scheduler.removeSchedule(agentId, await openRuns(agentId));
         return unscheduledView(agentId);
       },
       async pause(p: Principal, agentId: string, jobId: string) {
         await owned(p, agentId);
-        await scheduler.pause(agentId, jobId);
+        await scheduler.pause(agentId, jobId, await openRuns(agentId));
         return pausedView(agentId, jobId);
       },
       async resume(p: Principal, agentId: string, jobId: string) {
@@ -152,7 +162,7 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
         if (!run) throw notFound(`Run ${runId} not found`);
         const agent = await store.getAgent(run.agentId);
         if (!agent || !mayAccess(p, agent)) throw notFound(`Run ${runId} not found`);
-        if (!(await scheduler.cancel(runId))) throw conflict(`Run ${runId} has already finished (${run.status})`);
+        if (!(await scheduler.cancel(runId, run))) throw conflict(`Run ${runId} has already finished (${run.status})`);
         return cancelledView(runId);
       },
     },

@@ -1,5 +1,6 @@
 import { silentLogger, type Logger } from '../core/logger.ts';
-import type { AgentRecord, EventRecord, NewEvent, Store, WriteOp } from '../core/store.ts';
+import type { AgentRecord, EventRecord, Fence, NewEvent, RunRecord, Store, WriteOp } from '../core/store.ts';
+import { decideClaims, queueOrder } from './claims.ts';
 import { createEventFeed, stampIds } from './event-feed.ts';
 import { agents, events, fromRow, instances, runs, schedules, setColumns, toRow, type Row, type TableSpec } from './tables.ts';
 import { createWriteChain } from './write-batch.ts';
@@ -19,10 +20,12 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
   /** The counters row 'event_id': the last event id handed out. */
   let eventCounter = 0;
   /** The events of the batch being applied, in order, and its trims: both come last, as in SQL (sql.ts). */
-  let batchEvents: NewEvent[] = [];
+  let batchEvents: { event: NewEvent; fence: Fence | undefined }[] = [];
   let batchTrims: number[] = [];
   /** dedupe_key → run id: the unique index of runs. */
   const dedupe = new Map<string, string>();
+  /** Ids of runs queued or running: the partial indexes the claim, the take and the reaper read. */
+  const open = new Set<string>();
 
   /** Undo steps of the transaction in progress, newest last. */
   let undo: (() => void)[] = [];
@@ -54,8 +57,18 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
     if (map === runRows) index(prev, undefined);
   }
 
-  /** Keeps `dedupe` in step with a run row that changes from `prev` to `next`. */
+  const isOpen = (row: Row | undefined) => row !== undefined && (row['status'] === 'queued' || row['status'] === 'running');
+
+  /** Keeps `dedupe` and `open` in step with a run row that changes from `prev` to `next`. */
   function index(prev: Row | undefined, next: Row | undefined): void {
+    const wasOpen = isOpen(prev);
+    const nowOpen = isOpen(next);
+    if (wasOpen !== nowOpen) {
+      const id = (next ?? prev)!['id'] as string;
+      if (nowOpen) open.add(id);
+      else open.delete(id);
+      undo.push(() => (wasOpen ? open.add(id) : open.delete(id)));
+    }
     const before = prev?.['dedupe_key'] as string | null | undefined;
     const after = next?.['dedupe_key'] as string | null | undefined;
     if (before === after) return;
@@ -82,7 +95,12 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
     put(map, key, checked(t, next));
   }
 
+  /** A fence holds while its run has its epoch, at this point of the transaction (sql.ts does the same). */
+  const holds = (fence: Fence | undefined) => fence === undefined || runRows.get(fence.runId)?.['epoch'] === fence.epoch;
+
   function apply(op: WriteOp): void {
+    // Events are fenced when they are inserted, last (see insertEvents).
+    if (op.op !== 'event.insert' && !holds(op.fence)) return;
     switch (op.op) {
       case 'run.insert': {
         const row = checked(runs, toRow(runs, op.run));
@@ -105,7 +123,7 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
       }
       case 'schedule.delete': return remove(scheduleRows, op.agentId);
       case 'event.insert':
-        batchEvents.push(op.event);
+        batchEvents.push({ event: op.event, fence: op.fence });
         return;
       case 'runs.trim': {
         // The newest `keep` runs stay; of the older ones, those still queued or running stay too.
@@ -119,10 +137,14 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
     }
   }
 
-  /** Gives the batch's events their ids from the counter and inserts them, last in the transaction as in SQL. */
+  /**
+   * Gives the batch's events their ids from the counter and inserts them, last in the transaction as in
+   * SQL. A fenced event whose fence no longer holds is dropped before ids are taken, so ids have no holes.
+   */
   function insertEvents(): EventRecord[] {
-    const stamped = stampIds(batchEvents, eventCounter + batchEvents.length);
+    const kept = batchEvents.filter((e) => holds(e.fence)).map((e) => e.event);
     batchEvents = [];
+    const stamped = stampIds(kept, eventCounter + kept.length);
     const before = eventCounter;
     undo.push(() => (eventCounter = before));
     eventCounter += stamped.length;
@@ -145,12 +167,20 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
     const committed = transaction(() => {
       ops.forEach(apply);
       const stamped = batchEvents.length > 0 ? insertEvents() : undefined;
+      if (stamped?.length === 0) return undefined;
       for (const before of batchTrims) for (const [id, r] of eventRows) if ((r['created_at'] as number) < before) remove(eventRows, id);
       return stamped;
     });
     if (committed) feed.committed(committed);
   }, logger);
   const records = <R>(t: TableSpec<R>, rows: Iterable<Row>): R[] => Array.from(rows, (r) => fromRow(t, r));
+  const openRuns = () => Array.from(open, (id) => runRows.get(id)!);
+  /** Sets columns of a stored run and answers it as stored. */
+  const setRun = (row: Row, set: Row): RunRecord => {
+    const next = { ...row, ...set };
+    put(runRows, row['id'] as string, checked(runs, next));
+    return fromRow(runs, next);
+  };
   const maybe = <R>(t: TableSpec<R>, row: Row | undefined) => (row ? fromRow(t, row) : undefined);
 
   return {
@@ -170,7 +200,65 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
       eventsAfter: async (after: number, agentId: string | null, limit: number) =>
         records(events, [...eventRows.values()].filter((r) => (r['id'] as number) > after && r['agent_id'] === agentId).sort((a, b) => (a['id'] as number) - (b['id'] as number)).slice(0, limit)),
       oldestEventId: async () => extreme(eventRows.keys(), Math.min),
+      nextQueuedAt: async () => extreme(Array.from(openRuns().filter((r) => r['status'] === 'queued'), (r) => r['scheduled_at'] as number), Math.min),
     }),
+    shared: false,
+    claim: (claims) => {
+      // As they are now, not as the caller may change them before their turn (see insertAgent).
+      const rows = claims.map((c) => toRow(runs, c.run));
+      const asked = claims.map((c, i) => ({ ...c, run: fromRow(runs, rows[i]!) }));
+      return chain.serial(async () =>
+        transaction(() => {
+          const outcomes = decideClaims(
+            asked,
+            {
+              schedules: new Map(
+                rows.flatMap((r) => {
+                  const s = scheduleRows.get(r['agent_id'] as string);
+                  return s ? [[s['agent_id'] as string, { revision: s['revision'] as number, enabled: s['enabled'] === 1, paused: s['paused'] === 1 }] as const] : [];
+                }),
+              ),
+              openAgents: new Set(openRuns().map((r) => r['agent_id'] as string)),
+              takenKeys: new Set(rows.map((r) => r['dedupe_key'] as string | null).filter((k): k is string => k !== null && dedupe.has(k))),
+            },
+          );
+          for (const o of outcomes) {
+            if (o.outcome !== 'claimed' && o.outcome !== 'skipped') continue;
+            if (runRows.has(o.run.id)) throw new Error(`UNIQUE constraint failed: runs.id (${o.run.id})`);
+            put(runRows, o.run.id, checked(runs, toRow(runs, o.run)));
+          }
+          // `taken` and `stale` answer the run as asked: the caller's own object.
+          return outcomes.map((o, i) => (o.outcome === 'taken' || o.outcome === 'stale' ? { outcome: o.outcome, run: claims[i]!.run } : o));
+        }),
+      );
+    },
+    take: (instanceId, now, leaseUntil, ids, more) =>
+      chain.serial(async () =>
+        transaction(() => {
+          const due = (r: Row | undefined): r is Row => r !== undefined && r['status'] === 'queued' && (r['scheduled_at'] as number) <= now;
+          const picked = [...new Set(ids)].map((id) => runRows.get(id)).filter(due);
+          const chosen = new Set(picked);
+          if (more > 0) {
+            const others = openRuns().filter((r) => due(r) && !chosen.has(r)).map((r) => fromRow(runs, r)).sort(queueOrder).slice(0, more);
+            for (const r of others) picked.push(runRows.get(r.id)!);
+          }
+          return picked.map((r) => setRun(r, { status: 'running', instance_id: instanceId, started_at: now, lease_until: leaseUntil, epoch: (r['epoch'] as number) + 1 }));
+        }),
+      ),
+    renewLeases: (instanceId, leaseUntil) =>
+      chain.serial(async () =>
+        transaction(() => {
+          for (const r of openRuns()) if (r['status'] === 'running' && r['instance_id'] === instanceId) setRun(r, { lease_until: leaseUntil });
+        }),
+      ),
+    reapExpired: (now, error) =>
+      chain.serial(async () =>
+        transaction(() =>
+          openRuns()
+            .filter((r) => r['status'] === 'running' && r['lease_until'] !== null && (r['lease_until'] as number) < now)
+            .map((r) => setRun(r, { status: 'failed', error, finished_at: now, epoch: (r['epoch'] as number) + 1, lease_until: null })),
+        ),
+      ),
     insertAgent(agent: AgentRecord) {
       const row = toRow(agents, agent); // as it is now, not as the caller may change it before its turn
       return chain.serial(async () => {

@@ -106,6 +106,27 @@ const migrations: Record<string, Migration> = {
       await sql`INSERT INTO counters (name, value) SELECT 'event_id', COALESCE(MAX(id), 0) FROM events`.execute(db);
     },
   },
+  '0004_claims_leases_fences': {
+    // Claim before run (docs/cluster.md): a schedule's revision guards its fires; a run's epoch fences
+    // its holder's writes and its lease says until when the holder counts as alive.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('schedules').addColumn('revision', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('runs').addColumn('epoch', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('runs').addColumn('lease_until', 'bigint').execute();
+      // The queue as `take` reads it: queued runs in hand-out order, so taking the next few of a long
+      // backlog walks the index head instead of sorting every due run (on PostgreSQL, EXPLAIN shows an
+      // index scan of runs_queue under LockRows and Limit, no sort). Partial, like runs_open: a run
+      // leaves it when it starts.
+      await db.schema
+        .createIndex('runs_queue')
+        .on('runs')
+        .columns(['priority desc', 'created_at', 'id'])
+        .where(sql.ref('status'), '=', 'queued')
+        .execute();
+      // The overlap check of a claim: does this agent have an open run? (An index-only scan.)
+      await db.schema.createIndex('runs_open_agent').on('runs').column('agent_id').where(sql.ref('status'), 'in', ['queued', 'running']).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
@@ -134,14 +155,40 @@ export async function migrate(db: Kysely<any>, options: { schema?: string } = {}
   return db.connection().execute(async (conn) => {
     await sql`SELECT pg_advisory_lock(${lockKey})`.execute(conn);
     try {
-      return await migrateOn(conn, options.schema);
+      // Kysely's Migrator, given no schema, takes a bookkeeping table found in ANY schema of the database
+      // for its own; named, it looks in that one only. The schema it would create them in unnamed is the
+      // connection's current one, so naming that keeps existing databases as they are.
+      const schema = options.schema ?? (await sql<{ name: string }>`SELECT current_schema() AS name`.execute(conn)).rows[0]?.name;
+      return await migrateOn(conn, schema);
     } finally {
       await sql`SELECT pg_advisory_unlock(${lockKey})`.execute(conn);
     }
   });
 }
 
+/**
+ * Kysely's Migrator looks for its bookkeeping table by listing the tables of every schema, calling
+ * has_schema_privilege(name) on each: a schema dropped by someone else during that listing (a test
+ * suite dropping its own, on one shared server) fails the call. Nothing was applied then; it is tried
+ * again, a few times.
+ */
+const LISTING_RETRIES = 3;
+const droppedMeanwhile = (err: unknown, schema: string | undefined) => {
+  const name = /^schema "([^"]+)" does not exist$/.exec(err instanceof Error ? err.message : '')?.[1];
+  return name !== undefined && name !== schema;
+};
+
 async function migrateOn(db: Kysely<any>, schema: string | undefined): Promise<{ applied: string[] }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrateOnce(db, schema);
+    } catch (err) {
+      if (attempt >= LISTING_RETRIES || !droppedMeanwhile(err, schema)) throw err;
+    }
+  }
+}
+
+async function migrateOnce(db: Kysely<any>, schema: string | undefined): Promise<{ applied: string[] }> {
   const migrator = new Migrator({ db, provider, ...(schema !== undefined && { migrationTableSchema: schema }) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));

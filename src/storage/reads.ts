@@ -8,7 +8,7 @@ const IN_CHUNK = 500;
 
 type Reads = Pick<
   Store,
-  'loadSchedules' | 'loadOpenRuns' | 'maxEventId' | 'getAgent' | 'getAgents' | 'listAgents' | 'getSchedule' | 'listRuns' | 'getRun' | 'eventsAfter' | 'oldestEventId'
+  'loadSchedules' | 'loadOpenRuns' | 'maxEventId' | 'getAgent' | 'getAgents' | 'listAgents' | 'getSchedule' | 'listRuns' | 'getRun' | 'eventsAfter' | 'oldestEventId' | 'nextQueuedAt'
 >;
 
 /**
@@ -60,6 +60,10 @@ export function createReads(db: Kysely<Database>): Reads {
       let query = db.selectFrom('events').selectAll().where('id', '>', after).orderBy('id').limit(limit);
       query = agentId === null ? query.where('agent_id', 'is', null) : query.where('agent_id', '=', agentId);
       return (await query.execute()).map((r) => fromRow(events, r));
+    },
+    async nextQueuedAt() {
+      const row = await db.selectFrom('runs').select((eb) => eb.fn.min('scheduled_at').as('at')).where('status', '=', 'queued').executeTakeFirst();
+      return row?.at == null ? null : Number(row.at);
     },
     async oldestEventId() {
       const row = await db.selectFrom('events').select((eb) => eb.fn.min('id').as('min')).executeTakeFirst();

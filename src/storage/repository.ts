@@ -7,7 +7,8 @@ import { createEventFeed, stampIds } from './event-feed.ts';
 import { committedEventsAfter, createReads } from './reads.ts';
 import { createInstanceMethods } from './instances.ts';
 import type { Database } from './schema.ts';
-import { compileBatch, createStatements, eventStatements, isSharedDatabase, placeholderOf, takeEventIds, type CompiledBatch } from './sql.ts';
+import { createClaimMethods, lockClaimAgents } from './claim-sql.ts';
+import { compileBatch, createStatements, eventStatements, fencedEvents, isSharedDatabase, placeholderOf, takeEventIds, type CompiledBatch } from './sql.ts';
 import { agents, toRow } from './tables.ts';
 import { createWriteChain } from './write-batch.ts';
 
@@ -39,7 +40,8 @@ export interface RepositoryOptions {
 
 export function createRepository(db: Kysely<Database>, logger: Logger = silentLogger, options: RepositoryOptions = {}): Repository {
   const statements = createStatements(placeholderOf(db));
-  const pollMs = options.eventPollMs ?? (isSharedDatabase(db) ? EVENT_POLL_MS : 0);
+  const shared = isSharedDatabase(db);
+  const pollMs = options.eventPollMs ?? (shared ? EVENT_POLL_MS : 0);
   let pollTimer: ReturnType<typeof setInterval> | undefined;
   const feed = createEventFeed({
     read: committedEventsAfter(db),
@@ -52,10 +54,12 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
   });
 
   /** One transaction; the events get their ids last (sql.ts says why) and are delivered once it has committed. */
-  async function execute({ queries, events, trims }: CompiledBatch): Promise<void> {
+  async function execute({ queries, events: written, eventFences, guarded, trims }: CompiledBatch): Promise<void> {
     const records = await db.transaction().execute(async (trx) => {
+      if (shared && guarded) await lockClaimAgents(trx, guarded);
       for (const query of queries) await trx.executeQuery(query);
       let stamped: EventRecord[] | undefined;
+      const events = eventFences ? await fencedEvents((query) => trx.executeQuery(query), db, written, eventFences) : written;
       if (events.length > 0) {
         const last = (await trx.executeQuery(takeEventIds(statements, events.length))).rows[0]?.value;
         if (last == null) throw new Error("counters has no row 'event_id' (migration 0003 makes it)");
@@ -77,6 +81,8 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
 
   return {
     db,
+    shared,
+    ...createClaimMethods(db, statements, chain, shared),
     write: chain.write,
     flush: chain.flush,
     ...chain.seeingWrites(createReads(db)),
@@ -96,6 +102,8 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
     deleteAgent: (id) =>
       chain.serial(() =>
         db.transaction().execute(async (trx) => {
+          // After any claim of the agent in progress, so none inserts runs of an agent deleted meanwhile.
+          if (shared) await lockClaimAgents(trx, [id]);
           await trx.deleteFrom('schedules').where('agent_id', '=', id).execute();
           await trx.deleteFrom('runs').where('agent_id', '=', id).execute();
           await trx.deleteFrom('agents').where('id', '=', id).execute();

@@ -1,5 +1,5 @@
 import { CompiledQuery, PostgresAdapter, type Kysely } from 'kysely';
-import type { EventRecord, NewEvent, WriteOp } from '../core/store.ts';
+import type { EventRecord, Fence, NewEvent, WriteOp } from '../core/store.ts';
 import type { Database } from './schema.ts';
 import { counters, events, rowValues, runs, schedules, agents, setColumns, type Row, type SqlType, type TableSpec } from './tables.ts';
 
@@ -60,6 +60,17 @@ export function createStatements(placeholder: (n: number) => string) {
     }
     return text;
   };
+  /**
+   * The condition that a fence carried in VALUES columns `run` and `run + 1` holds: its run has its epoch
+   * now. On the fenced run's own row (`self`) it is a condition on that row, which PostgreSQL re-checks on
+   * the newest version when a concurrent reaper or taker changed it; elsewhere an EXISTS on the run. A
+   * fenced write that races a reap on PostgreSQL (READ COMMITTED) is ordered before that reap: it
+   * touches no row the reaper reads.
+   */
+  const fenceHolds = (run: number, self: string | undefined) =>
+    self !== undefined
+      ? `${q(self)}.${q(runs.columns.epoch.name)} = CAST(v.column${run + 1} AS integer)`
+      : `EXISTS (SELECT 1 FROM ${q(runs.table)} f WHERE f.${q(runs.keyColumn)} = v.column${run} AND f.${q(runs.columns.epoch.name)} = CAST(v.column${run + 1} AS integer))`;
   return {
     insert: (table: string, columns: readonly string[], rows: number, conflict: string) =>
       memo(`i:${table}:${rows}:${conflict}`, () => `INSERT INTO ${q(table)} (${columns.map(q).join(', ')}) VALUES ${tuples(rows, columns.length)} ${conflict}`),
@@ -68,11 +79,23 @@ export function createStatements(placeholder: (n: number) => string) {
      * (VALUES (key, value, …), …) AS v WHERE t.key = v.column1`, portable between SQLite (≥ 3.33) and
      * PostgreSQL, whose VALUES columns are both named column1, column2, ….
      */
-    update: (table: string, key: string, columns: string[], rows: number) =>
-      memo(`u:${table}:${columns.join(',')}:${rows}`, () => {
+    update: (table: string, key: string, columns: string[], rows: number, fence?: 'self' | 'other') =>
+      memo(`u:${table}:${columns.join(',')}:${rows}:${fence ?? ''}`, () => {
         const types = COLUMN_TYPES.get(table);
         const sets = columns.map((c, n) => `${q(c)} = CAST(v.column${n + 2} AS ${types?.get(c) ?? 'text'})`).join(', ');
-        return `UPDATE ${q(table)} SET ${sets} FROM (VALUES ${tuples(rows, columns.length + 1)}) AS v WHERE ${q(table)}.${q(key)} = v.column1`;
+        const width = columns.length + 1 + (fence ? 2 : 0);
+        const condition = fence ? ` AND ${fenceHolds(columns.length + 2, fence === 'self' ? table : undefined)}` : '';
+        return `UPDATE ${q(table)} SET ${sets} FROM (VALUES ${tuples(rows, width)}) AS v WHERE ${q(table)}.${q(key)} = v.column1${condition}`;
+      }),
+    /**
+     * A fenced multi-row INSERT: `INSERT … SELECT (the row's columns, cast) FROM (VALUES (row…, fence run,
+     * fence epoch), …) AS v WHERE (the fence holds)`. The WHERE also settles SQLite's parsing of
+     * `INSERT … SELECT … ON CONFLICT`, which needs one.
+     */
+    insertFenced: (t: TableSpec, rows: number, conflict: string) =>
+      memo(`if:${t.table}:${rows}:${conflict}`, () => {
+        const cells = t.list.map((c, n) => `CAST(v.column${n + 1} AS ${c.type})`).join(', ');
+        return `INSERT INTO ${q(t.table)} (${t.names.map(q).join(', ')}) SELECT ${cells} FROM (VALUES ${tuples(rows, t.list.length + 2)}) AS v WHERE ${fenceHolds(t.list.length + 1, undefined)} ${conflict}`;
       }),
     /**
      * Takes n event ids: the counter's value after adding n is the last of them. On PostgreSQL the
@@ -92,9 +115,40 @@ function insertRows(out: CompiledQuery[], st: Statements, t: TableSpec, rows: un
   }
 }
 
-/** Updates grouped by the columns they set, each group as bulk UPDATE statements. */
-function bulkUpdate(out: CompiledQuery[], st: Statements, t: TableSpec, rows: { key: string; set: Row }[]): void {
-  const bySignature = new Map<string, { key: string; set: Row }[]>();
+/** Rows whose fence rides along as two more values, inserted only where it holds. */
+function insertFenced(out: CompiledQuery[], st: Statements, t: TableSpec, rows: unknown[][], conflict: string): void {
+  const per = Math.min(INSERT_CHUNK, rowsPerStatement(t.names.length + 2));
+  for (let i = 0; i < rows.length; i += per) {
+    const chunk = rows.slice(i, i + per);
+    out.push(CompiledQuery.raw(st.insertFenced(t, chunk.length, conflict), chunk.flat()));
+  }
+}
+
+/** Ops of one kind, split into the unfenced (compiled as always) and the fenced. */
+function byFence<O extends WriteOp>(group: O[]): { plain: O[]; fenced: (O & { fence: Fence })[] } {
+  const plain: O[] = [];
+  const fenced: (O & { fence: Fence })[] = [];
+  for (const o of group) {
+    if (o.fence) fenced.push(o as O & { fence: Fence });
+    else plain.push(o);
+  }
+  return { plain, fenced };
+}
+
+const withFence = (values: unknown[], fence: Fence) => (values.push(fence.runId, fence.epoch), values);
+
+/** A single-statement op (a delete, a trim) under its fence, if any. */
+function fencedWhere<Q extends { where: (...args: any[]) => Q }>(query: Q, fence: Fence | undefined): Q {
+  if (!fence) return query;
+  return query.where((eb: any) => eb.exists(eb.selectFrom('runs as f').select(eb.lit(1).as('one')).where('f.id', '=', fence.runId).where('f.epoch', '=', fence.epoch)));
+}
+
+/**
+ * Updates grouped by the columns they set, each group as bulk UPDATE statements. Fenced rows carry their
+ * fence as two more VALUES columns (`self`: the fence is the updated run's own).
+ */
+function bulkUpdate(out: CompiledQuery[], st: Statements, t: TableSpec, rows: { key: string; set: Row; fence?: Fence }[], fence?: 'self' | 'other'): void {
+  const bySignature = new Map<string, typeof rows>();
   for (const row of rows) {
     const cols = Object.keys(row.set).sort().join(',');
     if (!cols) continue;
@@ -104,15 +158,16 @@ function bulkUpdate(out: CompiledQuery[], st: Statements, t: TableSpec, rows: { 
   }
   for (const [signature, list] of bySignature) {
     const cols = signature.split(',');
-    const per = Math.min(INSERT_CHUNK, rowsPerStatement(cols.length + 1));
+    const per = Math.min(INSERT_CHUNK, rowsPerStatement(cols.length + 1 + (fence ? 2 : 0)));
     for (let i = 0; i < list.length; i += per) {
       const chunk = list.slice(i, i + per);
       const params: unknown[] = [];
       for (const r of chunk) {
         params.push(r.key);
         for (const c of cols) params.push(r.set[c] ?? null);
+        if (fence) params.push(r.fence!.runId, r.fence!.epoch);
       }
-      out.push(CompiledQuery.raw(st.update(t.table, t.keyColumn, cols, chunk.length), params));
+      out.push(CompiledQuery.raw(st.update(t.table, t.keyColumn, cols, chunk.length, fence), params));
     }
   }
 }
@@ -133,6 +188,13 @@ type Op<K extends WriteOp['op']> = Extract<WriteOp, { op: K }>;
 export interface CompiledBatch {
   queries: CompiledQuery[];
   events: NewEvent[];
+  /** Each event's fence, when any event of the batch has one (see `fencedEvents`). */
+  eventFences?: (Fence | undefined)[];
+  /**
+   * Agents whose schedule the batch allows or forbids to fire (an upsert, a delete, an update of its
+   * revision, enabled or paused): on PostgreSQL the batch takes their claim locks first (claim-sql.ts).
+   */
+  guarded?: string[];
   trims: CompiledQuery[];
 }
 
@@ -148,6 +210,9 @@ export function compileBatch(db: Kysely<Database>, st: Statements, ops: WriteOp[
   const out: CompiledQuery[] = [];
   const newEvents: NewEvent[] = [];
   const trims: CompiledQuery[] = [];
+  let eventFences: (Fence | undefined)[] | undefined;
+  let guarded: Set<string> | undefined;
+  const guard = (agentId: string) => (guarded ??= new Set()).add(agentId);
   for (let i = 0; i < ops.length; ) {
     const kind = ops[i]!.op;
     let j = i;
@@ -155,49 +220,94 @@ export function compileBatch(db: Kysely<Database>, st: Statements, ops: WriteOp[
     const group = ops.slice(i, j);
     i = j;
     switch (kind) {
-      case 'run.insert':
-        insertRows(out, st, runs, (group as Op<'run.insert'>[]).map((o) => rowValues(runs, o.run)), RUN_INSERT);
+      case 'run.insert': {
+        const { plain, fenced } = byFence(group as Op<'run.insert'>[]);
+        if (plain.length > 0) insertRows(out, st, runs, plain.map((o) => rowValues(runs, o.run)), RUN_INSERT);
+        if (fenced.length > 0) insertFenced(out, st, runs, fenced.map((o) => withFence(rowValues(runs, o.run), o.fence)), RUN_INSERT);
         break;
+      }
       case 'event.insert':
-        for (const o of group as Op<'event.insert'>[]) newEvents.push(o.event);
-        break;
-      case 'schedule.upsert':
-        insertRows(out, st, schedules, (group as Op<'schedule.upsert'>[]).map((o) => rowValues(schedules, o.schedule)), SCHEDULE_UPSERT);
-        break;
-      case 'run.update':
-        bulkUpdate(out, st, runs, (group as Op<'run.update'>[]).map((o) => ({ key: o.id, set: setColumns(runs, o.set) })));
-        break;
-      case 'agent.update':
-        bulkUpdate(out, st, agents, (group as Op<'agent.update'>[]).map((o) => ({ key: o.id, set: setColumns(agents, o.set) })));
-        break;
-      case 'schedule.update':
-        bulkUpdate(out, st, schedules, (group as Op<'schedule.update'>[]).map((o) => ({ key: o.agentId, set: setColumns(schedules, o.set) })));
-        break;
-      case 'schedule.delete':
-        for (let k = 0; k < group.length; k += INSERT_CHUNK) {
-          const ids = (group.slice(k, k + INSERT_CHUNK) as Op<'schedule.delete'>[]).map((o) => o.agentId);
-          out.push(db.deleteFrom('schedules').where('agent_id', 'in', ids).compile());
+        for (const o of group as Op<'event.insert'>[]) {
+          if (o.fence && !eventFences) eventFences = newEvents.map(() => undefined);
+          newEvents.push(o.event);
+          eventFences?.push(o.fence);
         }
         break;
+      case 'schedule.upsert': {
+        for (const o of group as Op<'schedule.upsert'>[]) guard(o.schedule.agentId);
+        const { plain, fenced } = byFence(group as Op<'schedule.upsert'>[]);
+        if (plain.length > 0) insertRows(out, st, schedules, plain.map((o) => rowValues(schedules, o.schedule)), SCHEDULE_UPSERT);
+        if (fenced.length > 0) insertFenced(out, st, schedules, fenced.map((o) => withFence(rowValues(schedules, o.schedule), o.fence)), SCHEDULE_UPSERT);
+        break;
+      }
+      case 'run.update': {
+        const { plain, fenced } = byFence(group as Op<'run.update'>[]);
+        const rows = (list: Op<'run.update'>[]) => list.map((o) => ({ key: o.id, set: setColumns(runs, o.set), ...(o.fence && { fence: o.fence }) }));
+        bulkUpdate(out, st, runs, rows(plain));
+        if (fenced.length > 0) {
+          bulkUpdate(out, st, runs, rows(fenced.filter((o) => o.fence.runId === o.id)), 'self');
+          bulkUpdate(out, st, runs, rows(fenced.filter((o) => o.fence.runId !== o.id)), 'other');
+        }
+        break;
+      }
+      case 'agent.update': {
+        const { plain, fenced } = byFence(group as Op<'agent.update'>[]);
+        bulkUpdate(out, st, agents, plain.map((o) => ({ key: o.id, set: setColumns(agents, o.set) })));
+        if (fenced.length > 0) bulkUpdate(out, st, agents, fenced.map((o) => ({ key: o.id, set: setColumns(agents, o.set), fence: o.fence })), 'other');
+        break;
+      }
+      case 'schedule.update': {
+        for (const o of group as Op<'schedule.update'>[]) if ('revision' in o.set || 'enabled' in o.set || 'paused' in o.set) guard(o.agentId);
+        const { plain, fenced } = byFence(group as Op<'schedule.update'>[]);
+        bulkUpdate(out, st, schedules, plain.map((o) => ({ key: o.agentId, set: setColumns(schedules, o.set) })));
+        if (fenced.length > 0) bulkUpdate(out, st, schedules, fenced.map((o) => ({ key: o.agentId, set: setColumns(schedules, o.set), fence: o.fence })), 'other');
+        break;
+      }
+      case 'schedule.delete': {
+        for (const o of group as Op<'schedule.delete'>[]) guard(o.agentId);
+        const { plain, fenced } = byFence(group as Op<'schedule.delete'>[]);
+        for (let k = 0; k < plain.length; k += INSERT_CHUNK) {
+          const ids = plain.slice(k, k + INSERT_CHUNK).map((o) => o.agentId);
+          out.push(db.deleteFrom('schedules').where('agent_id', 'in', ids).compile());
+        }
+        for (const o of fenced) out.push(fencedWhere(db.deleteFrom('schedules').where('agent_id', '=', o.agentId), o.fence).compile());
+        break;
+      }
       case 'runs.trim':
         // The newest `keep` runs stay; of the older ones, those still queued or running stay too.
         for (const o of group as Op<'runs.trim'>[]) {
-          out.push(
-            db
-              .deleteFrom('runs')
-              .where('agent_id', '=', o.agentId)
-              .where('status', 'not in', ['queued', 'running'])
-              .where('id', 'not in', (qb) => qb.selectFrom('runs').select('id').where('agent_id', '=', o.agentId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(o.keep))
-              .compile(),
-          );
+          const trim = db
+            .deleteFrom('runs')
+            .where('agent_id', '=', o.agentId)
+            .where('status', 'not in', ['queued', 'running'])
+            .where('id', 'not in', (qb) => qb.selectFrom('runs').select('id').where('agent_id', '=', o.agentId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(o.keep));
+          out.push(fencedWhere(trim, o.fence).compile());
         }
         break;
       case 'events.trim':
-        for (const o of group as Op<'events.trim'>[]) trims.push(db.deleteFrom('events').where('created_at', '<', o.before).compile());
+        for (const o of group as Op<'events.trim'>[]) trims.push(fencedWhere(db.deleteFrom('events').where('created_at', '<', o.before), o.fence).compile());
         break;
     }
   }
-  return { queries: out, events: newEvents, trims };
+  return { queries: out, events: newEvents, ...(eventFences && { eventFences }), ...(guarded && { guarded: [...guarded] }), trims };
+}
+
+/**
+ * The events of a batch whose fences hold, checked just before their ids are taken (events are written
+ * last, so this is their point of the transaction): one read of the fenced runs' epochs. Refused events
+ * never get an id, so the ids of committed events stay consecutive and followers never meet a hole.
+ */
+export async function fencedEvents(run: (query: CompiledQuery) => Promise<{ rows: unknown[] }>, db: Kysely<Database>, events: NewEvent[], fences: (Fence | undefined)[]): Promise<NewEvent[]> {
+  const ids = [...new Set(fences.filter((f) => f !== undefined).map((f) => f.runId))];
+  const epochs = new Map<string, number>();
+  for (let i = 0; i < ids.length; i += INSERT_CHUNK) {
+    const rows = (await run(db.selectFrom('runs').select(['id', 'epoch']).where('id', 'in', ids.slice(i, i + INSERT_CHUNK)).compile())).rows as { id: string; epoch: unknown }[];
+    for (const r of rows) epochs.set(r.id, Number(r.epoch));
+  }
+  return events.filter((_, i) => {
+    const f = fences[i];
+    return f === undefined || epochs.get(f.runId) === f.epoch;
+  });
 }
 
 /** The counter update that takes `n` event ids; its one row's `value` is the last id taken. */

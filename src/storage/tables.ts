@@ -99,6 +99,7 @@ export const schedules = table<ScheduleRecord>()('schedules', 'agentId', {
   paused: col('paused', 'integer', bool),
   catchUp: col('catch_up', 'integer', bool),
   nextRunAt: col('next_run_at', 'bigint', numOrNull),
+  revision: col('revision', 'integer', num),
   createdAt: col('created_at', 'bigint', num),
   updatedAt: col('updated_at', 'bigint', num),
 });
@@ -119,6 +120,8 @@ export const runs = table<RunRecord>()('runs', 'id', {
   error: col('error', 'text', textOrNull),
   dedupeKey: col('dedupe_key', 'text', textOrNull),
   instanceId: col('instance_id', 'text', textOrNull),
+  epoch: col('epoch', 'integer', num),
+  leaseUntil: col('lease_until', 'bigint', numOrNull),
   createdAt: col('created_at', 'bigint', num),
 });
 

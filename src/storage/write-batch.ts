@@ -28,7 +28,11 @@ export function coalesce(ops: WriteOp[]): WriteOp[] {
   return out;
 }
 
+/** Ops merge only under the same fence (or none): a fenced op folded into another would apply or fail with it. */
+const sameFence = (a: WriteOp, b: WriteOp) => a.fence === b.fence || (a.fence !== undefined && b.fence !== undefined && a.fence.runId === b.fence.runId && a.fence.epoch === b.fence.epoch);
+
 function mergeInto(prev: WriteOp, op: WriteOp): boolean {
+  if (!sameFence(prev, op)) return false;
   if (op.op === 'run.update' && prev.op === 'run.insert') Object.assign(prev.run, op.set);
   else if (op.op === 'run.update' && prev.op === 'run.update') Object.assign(prev.set, op.set);
   else if (op.op === 'agent.update' && prev.op === 'agent.update') Object.assign(prev.set, op.set);
@@ -118,6 +122,27 @@ export interface WriteChain {
 const later: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
 const ignore = () => {};
 
+/** Retry delays of a batch while the database is away: 100 ms doubling to 5 s. */
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 5000;
+/** How long a batch waits for the database before it is given up: an outage longer than this loses it. */
+const OUTAGE_PATIENCE_MS = 5 * 60_000;
+
+/**
+ * Errors that say the database is away for now, not that the batch is wrong: PostgreSQL's connection
+ * exceptions (SQLSTATE class 08), shutdowns and "cannot connect now" (57P01–57P03), too many connections
+ * (53300), a deadlock or serialization failure (40P01, 40001: the transaction was rolled back whole), a
+ * socket that failed, and SQLite's busy file.
+ */
+function isTransient(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : '';
+  return code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300' || code === '40P01' || code === '40001' ||
+    ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'SQLITE_BUSY'].includes(code) ||
+    /Connection terminated|connection error|terminating connection/i.test(message);
+}
+
 /** `apply` gets each batch coalesced and planned, and must apply all of it or nothing. */
 export function createWriteChain(apply: (ops: WriteOp[]) => Promise<void>, logger: Logger): WriteChain {
   let pending: WriteOp[] = [];
@@ -149,9 +174,29 @@ export function createWriteChain(apply: (ops: WriteOp[]) => Promise<void>, logge
     // Each transaction blocks the thread while SQLite works; consecutive batches of a burst are separated
     // by a turn of the event loop, so requests and timers get in between.
     return enqueue(
-      () => new Promise<void>((r) => later(r)).then(() => apply(ops)),
+      () => new Promise<void>((r) => later(r)).then(() => applyRetrying(ops)),
       (err) => logger.error('a write batch failed', { ops: ops.length, error: err instanceof Error ? err.message : String(err) }),
     );
+  }
+
+  /**
+   * Applies a batch, trying again while the database is away (a restart, a cut connection, a busy
+   * file): the batch holds run states and events that must not be lost, and later batches wait behind
+   * it, so the order of writes holds. After OUTAGE_PATIENCE_MS it gives up and the batch fails (logged).
+   * A batch whose COMMIT was cut may have been applied; trying it again is then refused by its unique
+   * keys and fails — rare, and logged.
+   */
+  async function applyRetrying(ops: WriteOp[]): Promise<void> {
+    const started = Date.now();
+    for (let delay = RETRY_FIRST_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
+      try {
+        return await apply(ops);
+      } catch (err) {
+        if (!isTransient(err) || Date.now() - started > OUTAGE_PATIENCE_MS) throw err;
+        logger.warn('database unavailable; the write batch waits and tries again', { ops: ops.length, retryInMs: delay, error: err instanceof Error ? err.message : String(err) });
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   function arm(): Promise<void> {

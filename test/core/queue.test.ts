@@ -65,6 +65,7 @@ describe('run queue', () => {
     await h.scheduler.setSchedule(low, { jobId: 'low', expression: '* * * * * *', timezone: 'UTC', priority: 1, enabled: true, catchUp: true });
     await h.scheduler.setSchedule(critical, { jobId: 'critical', expression: '* * * * * *', timezone: 'UTC', priority: 4, enabled: true, catchUp: true });
     h.clock.advance(1000); // both fire while the only slot is taken
+    await h.scheduler.settled(); // their claims are answered: both are held, queued
     expect(h.scheduler.stats()).toMatchObject({ runningAgentsCount: 1, queuedTasksCount: 2 });
     const started: string[] = [];
     h.scheduler.events.on((e) => void (e.type === 'agent:started' && started.push(e.agentId!)));
