@@ -11,6 +11,7 @@ import { createLocalSignals, type Signals } from './core/signals.ts';
 import { demoHandler } from './handlers/demo.ts';
 import { createWebhookHandler } from './handlers/webhook.ts';
 import { createAuth } from './services/auth.ts';
+import { createHealth } from './services/health.ts';
 import { createServices } from './services/services.ts';
 import { migrate } from './storage/migrations.ts';
 import { createRepository } from './storage/repository.ts';
@@ -148,7 +149,9 @@ export async function createApp(options: AppOptions) {
   const afterStart = <A extends unknown[]>(fn: (...args: A) => void | Promise<void>) =>
     (...args: A): Promise<void> => (ready ? Promise.resolve(fn(...args)) : gateOpen.then(() => fn(...args)));
 
-  const services = createServices({ store: repo, scheduler, handlers, instances: instance, now: () => clock.now() });
+  // /healthz: degraded while the database does not answer, or (on a shared database) while signals are down.
+  const health = createHealth({ store: repo, clock, ...(shared && { signalsConnected: () => signals.connected }) });
+  const services = createServices({ store: repo, scheduler, handlers, instances: instance, now: () => clock.now(), health });
   const trpc = createTrpcTransport({ auth, services });
   const upgradeTrpc = afterStart(trpc.upgrade);
   const http = createHttpServer({

@@ -1,18 +1,22 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Kysely } from 'kysely';
+import { Kysely, type Dialect } from 'kysely';
 import pg from 'pg';
 import { z } from 'zod';
 import { createApp, type App } from '../src/app.ts';
-import { loadConfig, type Config } from '../src/config.ts';
+import { isPostgresUrl, loadConfig, type Config } from '../src/config.ts';
 import { createManualClock, type Clock, type ManualClock } from '../src/core/clock.ts';
 import type { EventBus } from '../src/core/events.ts';
+import { SCHEDULER_DEFAULTS } from '../src/core/limits.ts';
 import { createHandlerRegistry, type HandlerContext, type HandlerDefinition } from '../src/core/handlers.ts';
 import { createScheduler, type Scheduler, type SchedulerOptions } from '../src/core/scheduler.ts';
+import type { Signals } from '../src/core/signals.ts';
 import type { AgentRecord, RunRecord, Store, WriteOp } from '../src/core/store.ts';
 import type { StoredEvent } from '../src/schemas/events.ts';
 import { betterSqliteDialect } from '../src/storage/dialects/better-sqlite3.ts';
+import { postgresDialect } from '../src/storage/dialects/postgres.ts';
+import { createPostgresSignals } from '../src/storage/dialects/postgres-signals.ts';
 import { createMemoryStore } from '../src/storage/memory.ts';
 import { migrate } from '../src/storage/migrations.ts';
 import { createRepository } from '../src/storage/repository.ts';
@@ -25,6 +29,8 @@ import type { Database } from '../src/storage/schema.ts';
  *   Its `scripted` handler does whatever the test queued for the next attempt (resolve, throw, hang).
  * - `startServer()`: the whole app on a free port, called over real HTTP.
  * Both record the scheduler's events through `recordEvents`, so a test waits on events the same way in either.
+ * With TEST_DATABASE=postgres (npm test's second pass, README "Tests and CI") both run on a fresh PostgreSQL
+ * schema each instead of memory or SQLite `:memory:`; a test that passes a SQLite file stays on SQLite.
  */
 
 // ---------- watching events ----------
@@ -110,7 +116,10 @@ export const at = (iso: string) => Date.parse(iso);
 
 export interface HarnessOptions extends Partial<SchedulerOptions> {
   start?: number;
-  /** A SQLite file, for tests that restart on the same data. @default a fresh in-memory store */
+  /**
+   * A database for tests that restart on the same data: a SQLite file, or a PostgreSQL URL (a `pgSchema()` the
+   * test owns and drops). @default a fresh in-memory store (a fresh PostgreSQL schema with TEST_DATABASE=postgres)
+   */
   dbUrl?: string;
   /** Another harness's store (`repo`), for two schedulers on one database; it is disposed by its owner. */
   repo?: Store;
@@ -124,7 +133,7 @@ export interface HarnessOptions extends Partial<SchedulerOptions> {
 
 export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
   const ownsRepo = options.repo === undefined;
-  const repo = options.repo ?? (options.dbUrl === undefined ? createMemoryStore() : await sqliteStore(options.dbUrl));
+  const repo = options.repo ?? (options.dbUrl !== undefined ? await storeAt(options.dbUrl) : ON_POSTGRES ? await postgresStore() : createMemoryStore());
   const inserted: RunRecord[] = [];
   // The store's methods are plain functions (no `this`), so a spread copy with two of them wrapped is the store.
   const store: Store = {
@@ -155,6 +164,14 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   const handlers = createHandlerRegistry([scripted as HandlerDefinition<never>, ...(options.extraHandlers ?? [])]);
   const scheduler = createScheduler({ store, handlers, clock, statusIntervalMs: 0, ...options });
   const log = recordEvents(scheduler.events);
+  // On a shared store the status sums the capacity of the live instances (README, "Running several
+  // instances"): this scheduler registers as the app's instance registry would, with no heartbeat after.
+  if (store.shared) {
+    await repo.upsertInstance({
+      id: scheduler.instanceId, host: 'harness', pid: 0, startedAt: clock.now(), heartbeatAt: clock.now(), running: 0,
+      maxConcurrent: options.maxConcurrent ?? SCHEDULER_DEFAULTS.MAX_CONCURRENT_AGENTS, stoppedAt: null,
+    });
+  }
   await scheduler.start();
   return {
     clock,
@@ -196,10 +213,26 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   };
 }
 
-async function sqliteStore(url: string): Promise<Store> {
-  const db = new Kysely<Database>({ dialect: betterSqliteDialect(url) });
+async function storeAt(url: string): Promise<Store> {
+  const db = new Kysely<Database>({ dialect: isPostgresUrl(url) ? postgresDialect(url) : betterSqliteDialect(url) });
   await migrate(db);
   return createRepository(db);
+}
+
+/** A repository on a fresh PostgreSQL schema; disposing it closes the pool, then drops the schema. */
+async function postgresStore(): Promise<Store> {
+  const schema = await pgSchema();
+  const db = new Kysely<Database>({ dialect: postgresDialect(schema.url) });
+  await migrate(db);
+  const repo = createRepository(db);
+  const close = repo[Symbol.asyncDispose];
+  return {
+    ...repo,
+    async [Symbol.asyncDispose]() {
+      await close();
+      await schema[Symbol.asyncDispose]();
+    },
+  };
 }
 
 /** A handler step that waits until the test releases it (or its signal fires, when `honour`). */
@@ -247,15 +280,49 @@ export interface TestServer extends AsyncDisposable {
   call(method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
 }
 
+/**
+ * The database a test server starts on: SQLite `:memory:`, or with TEST_DATABASE=postgres a fresh PostgreSQL
+ * schema, whose URL the config must carry so the server takes its shared path (signals, leases, the queue in
+ * the database; docs/cluster.md). Its signals get the schema as their channel prefix: NOTIFY channels belong
+ * to the whole database, and servers of tests running side by side must not hear each other. Dispose after
+ * the app has closed: it drops the schema.
+ */
+export interface TestDatabase extends AsyncDisposable {
+  /** DATABASE_URL for the config. */
+  url: string;
+  dialect: Dialect;
+  /** For createApp; undefined on SQLite (the app makes its in-process signals). */
+  signals?: Signals;
+}
+
+export async function testDatabase(): Promise<TestDatabase> {
+  if (!ON_POSTGRES) return { url: ':memory:', dialect: betterSqliteDialect(':memory:'), async [Symbol.asyncDispose]() {} };
+  const schema = await pgSchema();
+  return {
+    url: schema.url,
+    dialect: postgresDialect(schema.url),
+    signals: createPostgresSignals({ url: schema.url, prefix: schema.schema }),
+    [Symbol.asyncDispose]: () => schema[Symbol.asyncDispose](),
+  };
+}
+
 export async function startServer(opts: { env?: Record<string, string>; handlers?: HandlerDefinition<never>[]; clock?: Clock; dbFile?: string } = {}): Promise<TestServer> {
-  const config = testConfig(opts.env);
+  // A SQLite file is asked for by tests of files (restarts on the same data); they stay on SQLite.
+  const db: TestDatabase = opts.dbFile
+    ? { url: `file:${opts.dbFile}`, dialect: betterSqliteDialect(`file:${opts.dbFile}`), async [Symbol.asyncDispose]() {} }
+    : await testDatabase();
+  const config = testConfig({ DATABASE_URL: db.url, ...opts.env });
   const app = await createApp({
     config,
-    dialect: betterSqliteDialect(opts.dbFile ? `file:${opts.dbFile}` : ':memory:'),
+    dialect: db.dialect,
+    signals: db.signals,
     jwtSecret: config.JWT_SECRET ?? TEST_SECRET,
     webhookSecret: config.WEBHOOK_SIGNING_SECRET ?? 'webhook-secret',
     handlers: opts.handlers,
     clock: opts.clock,
+  }).catch(async (err: unknown) => {
+    await db[Symbol.asyncDispose](); // a server that never started leaves no schema behind
+    throw err;
   });
   const { port } = await app.listen(0, '127.0.0.1');
   const url = `http://127.0.0.1:${port}`;
@@ -283,7 +350,10 @@ export async function startServer(opts: { env?: Record<string, string>; handlers
       }
       return { status: res.status, body: parsed, headers: res.headers };
     },
-    [Symbol.asyncDispose]: () => app.close(1000),
+    async [Symbol.asyncDispose]() {
+      await app.close(1000);
+      await db[Symbol.asyncDispose]();
+    },
   };
 }
 
@@ -305,11 +375,18 @@ export function deferred<T = void>() {
 export const TEST_POSTGRES_URL = process.env['TEST_POSTGRES_URL'];
 
 /**
+ * TEST_DATABASE=postgres: the servers and harnesses that would use memory or SQLite `:memory:` use PostgreSQL
+ * (vitest.config.ts sets it for the `postgres` pass). Tests of what only SQLite has (files, their lock,
+ * kill -9 on a file) ignore it and say so.
+ */
+export const ON_POSTGRES = process.env['TEST_DATABASE'] === 'postgres';
+
+/**
  * A fresh PostgreSQL schema for one test and a URL whose connections use it (search_path), dropped on
  * dispose, so tests on one database never see each other's rows.
  */
 export async function pgSchema(): Promise<{ url: string; schema: string } & AsyncDisposable> {
-  if (!TEST_POSTGRES_URL) throw new Error('pgSchema needs TEST_POSTGRES_URL');
+  if (!TEST_POSTGRES_URL) throw new Error('pgSchema (and so TEST_DATABASE=postgres) needs TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test');
   const schema = `t_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
   const admin = new pg.Client(TEST_POSTGRES_URL);
   await admin.connect();

@@ -67,7 +67,7 @@ describe('HTTP', () => {
   });
 
   it('finishes an in-flight request on close and then refuses connections', async () => {
-    const s = await startServer();
+    await using s = await startServer(); // closed by the test; disposing it after frees its database (a PostgreSQL schema)
     const body = JSON.stringify({ id: 'late', name: 'Late', handler: 'demo' });
     const arrived = new Promise((r) => s.app.server.once('request', r));
     const req = request(`${s.url}/api/agents`, {

@@ -75,10 +75,10 @@ const agent = (id: string, owner = 'alice', extra: Partial<AgentRecord> = {}): A
 });
 const run = (id: string, agentId: string, createdAt: number, extra: Partial<RunRecord> = {}): RunRecord => ({
   id, agentId, jobId: agentId, trigger: 'schedule', attempt: 1, status: 'queued', priority: 2, scheduledAt: createdAt,
-  startedAt: null, finishedAt: null, durationMs: null, progress: null, error: null, dedupeKey: null, instanceId: null, epoch: 0, leaseUntil: null, createdAt, ...extra,
+  startedAt: null, finishedAt: null, durationMs: null, progress: null, error: null, dedupeKey: null, instanceId: null, epoch: 0, leaseUntil: null, cancelRequestedAt: null, createdAt, ...extra,
 });
 const schedule = (agentId: string, extra: Partial<ScheduleRecord> = {}): ScheduleRecord => ({
-  agentId, jobId: agentId, expression: '@daily', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: true, nextRunAt: null, revision: 0, createdAt: 1, updatedAt: 1, ...extra,
+  agentId, jobId: agentId, expression: '@daily', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: true, nextRunAt: null, revision: 0, changedAt: 1, createdAt: 1, updatedAt: 1, ...extra,
 });
 
 describe.each(stores)('storage contract on %s', (_name, open) => {
@@ -862,4 +862,63 @@ describe.each(stores)('instances on %s', (_name, open) => {
     i.running = 99;
     expect((await repo.listInstances(0))[0]!.running).toBe(0);
   });
+});
+
+describe.each(stores)('open runs, cancel requests, revisions and changed schedules on %s', (_name, open) => {
+  it("reads an agent's open runs, oldest first, however many finished runs are newer", async () => {
+    await using repo = await open();
+    repo.write({ op: 'run.insert', run: run('q', 'a1', 1) });
+    repo.write({ op: 'run.insert', run: run('r', 'a1', 2, { status: 'running', instanceId: 'i1' }) });
+    repo.write({ op: 'run.insert', run: run('other', 'a2', 3) });
+    for (let i = 0; i < 300; i++) repo.write({ op: 'run.insert', run: run(`s${i}`, 'a1', 10 + i, { status: 'skipped', finishedAt: 10 + i }) });
+    expect((await repo.openRuns('a1')).map((r) => r.id)).toEqual(['q', 'r']);
+    expect(await repo.openRuns('nobody')).toEqual([]);
+  });
+
+  it('answers the running runs of one instance whose cancel was recorded', async () => {
+    await using repo = await open();
+    for (const id of ['m1', 'm2', 'o1', 'q']) repo.write({ op: 'run.insert', run: run(id, id, 1) });
+    await repo.take('me', 10, 20, ['m1', 'm2'], 0);
+    await repo.take('other', 10, 20, ['o1'], 0);
+    expect(await repo.cancelRequests('me')).toEqual([]);
+    for (const id of ['m1', 'o1', 'q']) repo.write({ op: 'run.update', id, set: { cancelRequestedAt: 15 } });
+    expect(await repo.cancelRequests('me')).toEqual(['m1']);
+    expect(await repo.getRun('m1')).toMatchObject({ status: 'running', cancelRequestedAt: 15 });
+    // Once it has ended (cancelled by its holder) it is no longer asked about.
+    repo.write({ op: 'run.update', id: 'm1', set: { status: 'cancelled' } });
+    expect(await repo.cancelRequests('me')).toEqual([]);
+  });
+
+  it('hands out schedule revisions from one counter, each once and increasing', async () => {
+    await using repo = await open();
+    const got = await Promise.all(Array.from({ length: 20 }, () => repo.nextRevision()));
+    expect(new Set(got).size).toBe(20);
+    const next = await repo.nextRevision();
+    expect(next).toBeGreaterThan(Math.max(...got));
+  });
+
+  it('loads only the schedules whose changedAt is at `since` or later; a fire moving updatedAt does not count', async () => {
+    await using repo = await open();
+    repo.write({ op: 'schedule.upsert', schedule: schedule('old', { changedAt: 10 }) });
+    repo.write({ op: 'schedule.upsert', schedule: schedule('edge', { changedAt: 20 }) });
+    repo.write({ op: 'schedule.upsert', schedule: schedule('new', { changedAt: 30 }) });
+    repo.write({ op: 'schedule.update', agentId: 'old', set: { nextRunAt: 99, updatedAt: 99 } });
+    expect((await repo.loadSchedules(20)).map((s) => s.agentId).sort()).toEqual(['edge', 'new']);
+    repo.write({ op: 'schedule.update', agentId: 'old', set: { paused: true, changedAt: 40 } });
+    expect((await repo.loadSchedules(35)).map((s) => s.agentId)).toEqual(['old']);
+    expect(await repo.loadSchedules()).toHaveLength(3);
+  });
+});
+
+describe.skipIf(!pgUrl)('schedule revisions across instances on one postgres', () => {
+  it('never hands one revision to two instances taking them at once', async () => {
+    const repos = await sharedPg(3);
+    try {
+      const got = (await Promise.all(repos.map((r) => Promise.all(Array.from({ length: 30 }, () => r.nextRevision()))))).flat();
+      expect(new Set(got).size).toBe(90);
+    } finally {
+      await disposeAll(repos);
+    }
+  });
+
 });

@@ -48,6 +48,9 @@ export async function recoverOpenRuns(recovery: Recovery, now: number): Promise<
       runs.admit(a, now);
     }
   }
+  // Every run the predecessor left open is held or ended now, and it recorded no slot after `now` (it is
+  // gone, and a slot is recorded once the clock reached it): later claims can be decided here (claims.ts).
+  runs.decideClaimsAfter(now);
 }
 
 /**

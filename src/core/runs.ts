@@ -87,6 +87,7 @@ export function createRuns(options: RunsOptions) {
       instanceId: null, // set by the take that hands it to an instance
       epoch: 0,
       leaseUntil: null,
+      cancelRequestedAt: null,
       createdAt: clock.now(),
     };
   }
@@ -110,7 +111,11 @@ export function createRuns(options: RunsOptions) {
     return undefined;
   }
 
-  const claims: Claimer = createClaimer(store, options.log, settle, schedules.writeFired);
+  // On an exclusive store the claims are decided from what this process holds (claims.ts says why that is safe).
+  const claims: Claimer = createClaimer({
+    store, log: options.log, settle, afterSend: schedules.writeFired,
+    held: { schedule: (agentId) => schedules.get(agentId), busy: (agentId) => active.busy(agentId) },
+  });
 
   /** A first attempt: claimed with the fires of this tick; while the agent has a run or retry open anywhere, recorded skipped saying `busy`. */
   function claimOf(owner: RunOwner, trigger: RunTrigger, scheduledAt: number, busy: string, revision: number | undefined): RunClaim {
@@ -206,6 +211,8 @@ export function createRuns(options: RunsOptions) {
     recordSkipped,
     /** Resolves once every claim asked so far is answered and its run held. */
     claimsSettled: () => claims.settled(),
+    /** Every open run is held, and no slot after `t` can have been recorded before: claims may be decided here (claims.ts). */
+    decideClaimsAfter: (t: number) => claims.decideAfter(t),
     admit,
     finish,
 

@@ -33,6 +33,18 @@ export type Schedules = ReturnType<typeof createSchedules>;
 export function createSchedules(store: SchedulerStore, clock: Clock, timeline: Timeline) {
   const byAgent = new Map<string, ScheduleState>();
   let versions = 0;
+  /**
+   * Changes this instance made (set, pause, resume, remove, forget, disable), numbered in order, by agent: a
+   * read of the store that began before one (its `mark` is lower) saw the row as it was and must not undo
+   * the change (`adopt`). A sequence, not a time: a read and a change within one millisecond are still
+   * ordered. An entry is kept until a read for that agent begins after it.
+   */
+  const changedHere = new Map<string, number>();
+  let changes = 0;
+  // Only a shared store is read back (`adopt`); an exclusive one would just collect entries.
+  const changed = (agentId: string) => void (store.shared && changedHere.set(agentId, ++changes));
+  /** The last revision handed out here, on a store this process alone writes (see `nextRevision`). */
+  let revisions = 0;
 
   /**
    * One copy of each distinct expression and timezone string: 100,000 schedules usually share a few
@@ -89,9 +101,22 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
         s.expression = intern(record.expression);
         s.timezone = intern(record.timezone);
         s.version = ++versions;
+        if (s.revision > revisions) revisions = s.revision;
         byAgent.set(s.agentId, s);
       }
     },
+
+    /**
+     * The revision of the next API change (docs/cluster.md, "Claim before run"): on a shared store from the
+     * database's counter, so concurrent changes on two instances never share one and a schedule removed and
+     * set again never goes back to a revision an earlier fire was planned with. On an exclusive store this
+     * process is the only writer: a counter here, started above every stored revision, is the same promise
+     * without a round trip.
+     */
+    /** The position of the next read in the order of this instance's changes (see `adopt`). */
+    mark: (): number => changes,
+
+    nextRevision: (): Promise<number> => (store.shared ? store.nextRevision() : Promise.resolve(++revisions)),
 
     /**
      * The fire of `agentId` planned at `at` came due: moves its schedule on to the next slot and returns
@@ -122,12 +147,8 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
       }
     },
 
-    /**
-     * Creates or replaces the schedule of `agentId`, unpaused, and plans its first fire. `storedRevision`
-     * is the revision the database holds (read by the caller on a shared store, where another instance may
-     * have changed it since): the new one is above both it and this instance's.
-     */
-    replace(agentId: string, spec: ScheduleSpec, storedRevision = 0): ScheduleRecord {
+    /** Creates or replaces the schedule of `agentId`, unpaused, under `revision` (from `nextRevision`), and plans its first fire. */
+    replace(agentId: string, spec: ScheduleSpec, revision: number): ScheduleRecord {
       const now = clock.now();
       const prev = byAgent.get(agentId);
       const s: ScheduleState = {
@@ -137,13 +158,15 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
         timezone: intern(spec.timezone),
         paused: false,
         nextRunAt: spec.enabled ? nextOccurrence(spec.expression, spec.timezone, now) : null,
-        revision: Math.max(prev?.revision ?? 0, storedRevision) + 1,
+        revision,
+        changedAt: now,
         createdAt: prev?.createdAt ?? now,
         updatedAt: now,
         version: 0,
       };
       bump(s);
       const { version: _v, ...record } = s;
+      changed(agentId);
       store.write({ op: 'schedule.upsert', schedule: record });
       byAgent.set(agentId, s);
       plan(s);
@@ -153,12 +176,14 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
     /**
      * Takes the stored record of `agentId` (undefined: it has none) when it differs from this instance's
      * copy: another instance changed it (docs/cluster.md, "Signals carry the urgent part"). Changes only
-     * memory — the instance that made the change wrote it. `readAt`: when the read began; a copy changed
-     * here after that is newer than what was read, and stays. Returns the schedule as held now, or undefined.
+     * memory — the instance that made the change wrote it. `mark`: `mark()` when the read began; a change
+     * made here after that is newer than what was read, and stays. Returns the schedule as held now, or undefined.
      */
-    adopt(agentId: string, stored: ScheduleRecord | undefined, readAt: number): { changed: boolean; schedule: ScheduleState | undefined } {
+    adopt(agentId: string, stored: ScheduleRecord | undefined, mark: number): { changed: boolean; schedule: ScheduleState | undefined } {
       const held = byAgent.get(agentId);
-      if (held && held.updatedAt > readAt) return { changed: false, schedule: held };
+      const local = changedHere.get(agentId);
+      if (local !== undefined && local > mark) return { changed: false, schedule: held };
+      changedHere.delete(agentId);
       if (!stored) {
         if (held) byAgent.delete(agentId);
         return { changed: held !== undefined, schedule: undefined };
@@ -180,26 +205,32 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
 
     remove(agentId: string): void {
       byAgent.delete(agentId);
+      changed(agentId);
       store.write({ op: 'schedule.delete', agentId });
     },
 
     /** Drops the schedule from memory only: its agent's row (and the schedule with it) is being deleted. */
     forget(agentId: string): void {
       byAgent.delete(agentId);
+      changed(agentId);
     },
 
-    pause(s: ScheduleState): void {
+    pause(s: ScheduleState, revision: number): void {
       s.paused = true;
-      s.revision++;
+      s.revision = revision;
       bump(s);
-      store.write({ op: 'schedule.update', agentId: s.agentId, set: { paused: true, revision: s.revision, updatedAt: s.updatedAt } });
+      s.changedAt = s.updatedAt;
+      changed(s.agentId);
+      store.write({ op: 'schedule.update', agentId: s.agentId, set: { paused: true, revision, changedAt: s.changedAt, updatedAt: s.updatedAt } });
     },
 
     /** Unpauses: fires missed while paused are not made up, the next one is the first after now. */
-    resume(s: ScheduleState): void {
+    resume(s: ScheduleState, revision: number): void {
       s.paused = false;
-      s.revision++;
-      store.write({ op: 'schedule.update', agentId: s.agentId, set: { paused: false, revision: s.revision } });
+      s.revision = revision;
+      s.changedAt = clock.now();
+      changed(s.agentId);
+      store.write({ op: 'schedule.update', agentId: s.agentId, set: { paused: false, revision, changedAt: s.changedAt } });
       setNext(s, s.enabled ? nextAfter(s, clock.now()) : null);
     },
 
@@ -211,7 +242,9 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
       s.enabled = false;
       s.nextRunAt = null;
       bump(s);
-      store.write({ op: 'schedule.update', agentId: s.agentId, set: { enabled: false, nextRunAt: null, updatedAt: s.updatedAt }, ...(fence && { fence }) });
+      s.changedAt = s.updatedAt; // other instances' reconciles see it stop
+      changed(s.agentId);
+      store.write({ op: 'schedule.update', agentId: s.agentId, set: { enabled: false, nextRunAt: null, changedAt: s.changedAt, updatedAt: s.updatedAt }, ...(fence && { fence }) });
     },
   };
 }

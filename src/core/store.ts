@@ -43,6 +43,12 @@ export interface ScheduleRecord {
    * forbids (docs/cluster.md).
    */
   revision: number;
+  /**
+   * When the API last changed the schedule (set, pause, resume; or retries exhausted it), unlike
+   * `updatedAt`, which every fire moves: other instances reconcile only the schedules changed since
+   * they last looked (`loadSchedules(since)`, docs/cluster.md).
+   */
+  changedAt: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -72,6 +78,11 @@ export interface RunRecord {
   epoch: number;
   /** Until when the holder's claim on a running run holds; renewed with its heartbeat. Null unless running. */
   leaseUntil: number | null;
+  /**
+   * When a cancel of the running run was answered by an instance that does not hold it: the holder finds
+   * it (`cancelRequests`) within a second even if the `cancel` signal was lost. Null otherwise.
+   */
+  cancelRequestedAt: number | null;
   createdAt: number;
 }
 
@@ -162,7 +173,14 @@ export interface SchedulerStore {
    * at start is a leftover of this process's predecessor; on a shared one, only runs whose lease ended are.
    */
   readonly shared: boolean;
-  loadSchedules(): Promise<ScheduleRecord[]>;
+  /** Every stored schedule; with `since`, only those whose `changedAt` is at `since` or later (an index serves it). */
+  loadSchedules(since?: number): Promise<ScheduleRecord[]>;
+  /**
+   * A schedule revision no one has had before, from one counter in the database, taken atomically: two
+   * instances changing one schedule at once get two revisions, and a schedule removed and set again
+   * never goes back to one an earlier fire holds.
+   */
+  nextRevision(): Promise<number>;
   /** One schedule as stored: what a `stale` claim or a schedule signal makes the scheduler read again. */
   getSchedule(agentId: string): Promise<ScheduleRecord | undefined>;
   /** Runs left `queued` or `running` by the previous process. */
@@ -200,6 +218,8 @@ export interface SchedulerStore {
   take(instanceId: string, now: number, leaseUntil: number, ids: readonly string[], more: number): Promise<RunRecord[]>;
   /** Extends the lease of every run this instance holds (running, instanceId = it). */
   renewLeases(instanceId: string, leaseUntil: number): Promise<void>;
+  /** Ids of the running runs this instance holds whose cancel another instance recorded (`cancelRequestedAt`), for it to abort. */
+  cancelRequests(instanceId: string): Promise<string[]>;
   /**
    * Takes back running runs whose lease ended before `now` (their instance stopped heartbeating):
    * `failed` with `error`, `finishedAt = now`, `epoch + 1`, lease cleared. Answers them as stored now, so the
@@ -208,6 +228,22 @@ export interface SchedulerStore {
   reapExpired(now: number, error: string): Promise<RunRecord[]>;
   /** The earliest `scheduledAt` of a queued run, or null: when an idle instance should look at the queue again. */
   nextQueuedAt(): Promise<number | null>;
+  /**
+   * The status figures of the whole database in one read (core/status.ts, on a shared store): enabled
+   * schedules (paused ones included), paused schedules, running runs, queued runs due by `now` (a retry
+   * waiting for its time is not waiting for a slot), and the sum of `maxConcurrent` over instances not
+   * stopped whose heartbeat is at `aliveSince` or later.
+   */
+  clusterFigures(now: number, aliveSince: number): Promise<ClusterFigures>;
+}
+
+/** What `SchedulerStore.clusterFigures` counts. */
+export interface ClusterFigures {
+  scheduled: number;
+  paused: number;
+  running: number;
+  queued: number;
+  capacity: number;
 }
 
 /** What the services need beyond the scheduler's port. Every agents write goes through the store's one ordered write path. */
@@ -221,6 +257,8 @@ export interface Store extends SchedulerStore, AsyncDisposable {
   /** An agent's runs, newest first. */
   listRuns(agentId: string, limit: number): Promise<RunRecord[]>;
   getRun(id: string): Promise<RunRecord | undefined>;
+  /** The agent's queued and running runs, oldest first, however many finished runs are newer (an index serves it). */
+  openRuns(agentId: string): Promise<RunRecord[]>;
   /** Events with id > `after`, oldest first; for one agent, or scheduler-wide ones when agentId is null. */
   eventsAfter(after: number, agentId: string | null, limit: number): Promise<EventRecord[]>;
   oldestEventId(): Promise<number | null>;
@@ -232,4 +270,16 @@ export interface Store extends SchedulerStore, AsyncDisposable {
   stopInstance(id: string, at: number): Promise<void>;
   /** Instances not stopped whose heartbeat is at `aliveSince` or later, oldest first. */
   listInstances(aliveSince: number): Promise<InstanceRecord[]>;
+  /**
+   * One round trip to the database that waits for nothing buffered (services/health.ts, `/healthz`);
+   * rejects when the database does not answer. The memory store answers at once.
+   */
+  ping(): Promise<void>;
+  /** The write path's trouble, for `/healthz`: when a batch last failed because the database was away (Date.now), and whether one waits to be tried again now. */
+  writeTrouble(): WriteTrouble;
+}
+
+export interface WriteTrouble {
+  lastFailedAt: number | null;
+  retrying: boolean;
 }

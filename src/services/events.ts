@@ -33,7 +33,7 @@ export class SlowConsumerError extends Error {
 
 export interface EventsDeps {
   store: Pick<Store, 'getAgent' | 'eventsAfter' | 'oldestEventId'>;
-  scheduler: Pick<Scheduler, 'events' | 'stats' | 'lastEventId'>;
+  scheduler: Pick<Scheduler, 'events' | 'figures' | 'lastEventId'>;
   /**
    * Live events buffered for one slow stream consumer; past this its stream ends with
    * `SlowConsumerError` and the client resumes from its last id, so a stuck subscriber cannot grow
@@ -51,13 +51,14 @@ const PAGE = 500;
 export function createEventsService({ store, scheduler, maxBuffered = MAX_BUFFERED_EVENTS }: EventsDeps) {
   const bus = scheduler.events;
 
-  /** The figures now, numbered with the last event id, so a stream that starts with them resumes after it. */
-  const snapshot = (): StatusSnapshot => ({
-    id: scheduler.lastEventId(),
-    type: 'scheduler:status',
-    agentId: null,
-    data: { stats: scheduler.stats(), timestamp: new Date().toISOString() },
-  });
+  /**
+   * The figures now (on a shared store the cluster's, read from the database), numbered with the last event
+   * id published before the read, so a stream that starts with them resumes after it.
+   */
+  const snapshot = async (): Promise<StatusSnapshot> => {
+    const id = scheduler.lastEventId();
+    return { id, type: 'scheduler:status', agentId: null, data: { stats: await scheduler.figures(), timestamp: new Date().toISOString() } };
+  };
 
   async function* stream(agentId: string | null, after: number | null | undefined, signal: AbortSignal | undefined): AsyncGenerator<StreamEvent> {
     const buffer: StoredEvent[] = [];
@@ -130,7 +131,7 @@ export function createEventsService({ store, scheduler, maxBuffered = MAX_BUFFER
     async *watchScheduler(options: WatchOptions = {}): AsyncGenerator<StreamEvent> {
       let after = options.after;
       if (after == null) {
-        const now = snapshot();
+        const now = await snapshot();
         after = now.id;
         yield now;
       }

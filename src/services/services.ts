@@ -8,6 +8,7 @@ import { PRIORITIES } from '../schemas/common.ts';
 import type { ScheduleInput } from '../schemas/schedule.ts';
 import type { Principal } from './auth.ts';
 import { createEventsService } from './events.ts';
+import type { HealthService } from './health.ts';
 import { mayAccess, ownedAgent } from './ownership.ts';
 import {
   agentView, cancelledView, deletedView, instanceView, pausedView, resumedView, runAcceptedView, runView, scheduleSetView, scheduleView, unscheduledView,
@@ -26,27 +27,27 @@ export interface ServicesDeps {
   instances: Pick<InstanceRegistry, 'live'>;
   /** @default Date.now */
   now?: () => number;
+  /** What `/healthz` answers (services/health.ts). @default always `{ ok: true }` */
+  health?: Pick<HealthService, 'check'>;
 }
 
 export type Services = ReturnType<typeof createServices>;
-
-/** How many of an agent's newest runs are looked through for its open one: a run outlived by this many skipped fires is missed. */
-const OPEN_RUN_SCAN = 200;
 
 function randomId(): string {
   return `agent_${crypto.randomUUID().replace(/-/g, '').slice(0, 16)}`;
 }
 
-export function createServices({ store, scheduler, handlers, instances, now = Date.now }: ServicesDeps) {
+const ALWAYS_HEALTHY: Pick<HealthService, 'check'> = { check: async () => ({ ok: true }) };
+
+export function createServices({ store, scheduler, handlers, instances, now = Date.now, health = ALWAYS_HEALTHY }: ServicesDeps) {
   const owned = (p: Principal, agentId: string) => ownedAgent(store, p, agentId);
   const view = (a: AgentRecord) => agentView(a, scheduler.schedule(a.id));
   /**
    * On a shared database, the agent's open runs as stored: one running or queued on another instance
-   * decides a pause (409) and is dropped with it. An agent has at most one open run, among its newest
-   * (skipped fires after it included); on a SQLite file the scheduler holds every open run itself.
+   * decides a pause (409) and is dropped with it, however many finished runs (skipped fires) are newer; on
+   * a SQLite file the scheduler holds every open run itself.
    */
-  const openRuns = async (agentId: string): Promise<RunRecord[]> =>
-    store.shared ? (await store.listRuns(agentId, OPEN_RUN_SCAN)).filter((r) => r.status === 'queued' || r.status === 'running') : [];
+  const openRuns = async (agentId: string): Promise<RunRecord[]> => (store.shared ? store.openRuns(agentId) : []);
 
   return {
     agents: {
@@ -147,7 +148,8 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
     },
 
     scheduler: {
-      status: () => scheduler.stats(),
+      /** On a shared store the whole cluster's figures, read from the database; this process's own otherwise (core/status.ts). */
+      status: () => scheduler.figures(),
       async paused(p: Principal) {
         const jobs = scheduler.pausedJobs();
         if (p.admin) return jobs;
@@ -175,5 +177,8 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
     },
 
     events: createEventsService({ store, scheduler }),
+
+    /** `/healthz`: degraded (still 200) while the database or the signals between instances are away. */
+    health: () => health.check(),
   };
 }

@@ -12,7 +12,7 @@ import type { WriteChain } from './write-batch.ts';
  * fixed number of statements per 500 claims or per call (never one per run).
  */
 
-type ClaimMethods = Pick<SchedulerStore, 'claim' | 'take' | 'renewLeases' | 'reapExpired'>;
+type ClaimMethods = Pick<SchedulerStore, 'claim' | 'take' | 'renewLeases' | 'reapExpired' | 'nextRevision'>;
 
 /** Ids per `IN (…)` list and rows per INSERT: far under every dialect's bound-parameter limit. */
 const CHUNK = 500;
@@ -127,6 +127,15 @@ export function createClaimMethods(db: Kysely<Database>, st: ReturnType<typeof c
       return chain.serial(async () => {
         await db.updateTable('runs').set({ lease_until: leaseUntil }).where('status', '=', 'running').where('instance_id', '=', instanceId).execute();
       });
+    },
+
+    // One UPDATE … RETURNING of the counter row: on PostgreSQL its row lock makes concurrent takers get
+    // distinct values; on SQLite there is one writer. Outside the write chain: it writes no row a batch
+    // writes, so an API change does not cut the batch of its turn in two (and the counter is never rolled back).
+    async nextRevision() {
+      const { rows } = await sql<{ value: unknown }>`UPDATE "counters" SET "value" = "value" + 1 WHERE "name" = 'schedule_revision' RETURNING "value"`.execute(db);
+      if (rows[0]?.value == null) throw new Error("counters has no row 'schedule_revision' (migration 0005 makes it)");
+      return Number(rows[0].value);
     },
 
     reapExpired(now, error) {

@@ -19,6 +19,8 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
   const eventRows = new Map<number, Row>();
   /** The counters row 'event_id': the last event id handed out. */
   let eventCounter = 0;
+  /** The counters row 'schedule_revision': the last schedule revision handed out. */
+  let revisionCounter = 0;
   /** The events of the batch being applied, in order, and its trims: both come last, as in SQL (sql.ts). */
   let batchEvents: { event: NewEvent; fence: Fence | undefined }[] = [];
   let batchTrims: number[] = [];
@@ -175,6 +177,7 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
   }, logger);
   const records = <R>(t: TableSpec<R>, rows: Iterable<Row>): R[] => Array.from(rows, (r) => fromRow(t, r));
   const openRuns = () => Array.from(open, (id) => runRows.get(id)!);
+  const memoryInstances = createMemoryInstances();
   /** Sets columns of a stored run and answers it as stored. */
   const setRun = (row: Row, set: Row): RunRecord => {
     const next = { ...row, ...set };
@@ -188,7 +191,10 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
     flush: chain.flush,
     followEvents: feed.follow,
     ...chain.seeingWrites({
-      loadSchedules: async () => records(schedules, scheduleRows.values()),
+      loadSchedules: async (since?: number) => records(schedules, since === undefined ? scheduleRows.values() : [...scheduleRows.values()].filter((r) => (r['changed_at'] as number) >= since)),
+      openRuns: async (agentId: string) => records(runs, byOldest(openRuns().filter((r) => r['agent_id'] === agentId))),
+      cancelRequests: async (instanceId: string) =>
+        openRuns().filter((r) => r['status'] === 'running' && r['instance_id'] === instanceId && r['cancel_requested_at'] != null).map((r) => r['id'] as string),
       loadOpenRuns: async () => records(runs, byOldest([...runRows.values()].filter((r) => r['status'] === 'queued' || r['status'] === 'running'))),
       maxEventId: async () => eventCounter,
       getAgent: async (id: string) => maybe(agents, agentRows.get(id)),
@@ -201,8 +207,23 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
         records(events, [...eventRows.values()].filter((r) => (r['id'] as number) > after && r['agent_id'] === agentId).sort((a, b) => (a['id'] as number) - (b['id'] as number)).slice(0, limit)),
       oldestEventId: async () => extreme(eventRows.keys(), Math.min),
       nextQueuedAt: async () => extreme(Array.from(openRuns().filter((r) => r['status'] === 'queued'), (r) => r['scheduled_at'] as number), Math.min),
+      clusterFigures: async (now: number, aliveSince: number) => {
+        const figures = { scheduled: 0, paused: 0, running: 0, queued: 0, capacity: 0 };
+        for (const r of scheduleRows.values()) {
+          if (r['enabled'] === 1) figures.scheduled++;
+          if (r['paused'] === 1) figures.paused++;
+        }
+        for (const r of openRuns()) {
+          if (r['status'] === 'running') figures.running++;
+          else if ((r['scheduled_at'] as number) <= now) figures.queued++;
+        }
+        for (const i of await memoryInstances.listInstances(aliveSince)) figures.capacity += i.maxConcurrent;
+        return figures;
+      },
     }),
     shared: false,
+    // The counters row 'schedule_revision' (one process: a plain counter is atomic).
+    nextRevision: async () => ++revisionCounter,
     claim: (claims) => {
       // As they are now, not as the caller may change them before their turn (see insertAgent).
       const rows = claims.map((c) => toRow(runs, c.run));
@@ -276,7 +297,9 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
           remove(agentRows, id);
         }),
       ),
-    ...createMemoryInstances(),
+    ...memoryInstances,
+    ping: async () => {},
+    writeTrouble: chain.trouble,
     [Symbol.asyncDispose]: () => chain.settle(),
   };
 }

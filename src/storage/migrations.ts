@@ -127,6 +127,17 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('runs_open_agent').on('runs').column('agent_id').where(sql.ref('status'), 'in', ['queued', 'running']).execute();
     },
   },
+  '0005_cancel_requests_revisions_changes': {
+    // The cluster's gaps closed (docs/cluster.md): a cancel answered elsewhere is recorded on the run for
+    // its holder; schedule revisions come from one counter; reconciles read only what the API changed.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('runs').addColumn('cancel_requested_at', 'bigint').execute();
+      await db.schema.alterTable('schedules').addColumn('changed_at', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+      await sql`UPDATE schedules SET changed_at = updated_at`.execute(db);
+      await db.schema.createIndex('schedules_changed').on('schedules').column('changed_at').execute();
+      await sql`INSERT INTO counters (name, value) SELECT 'schedule_revision', COALESCE(MAX(revision), 0) FROM schedules`.execute(db);
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

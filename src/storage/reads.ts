@@ -8,7 +8,7 @@ const IN_CHUNK = 500;
 
 type Reads = Pick<
   Store,
-  'loadSchedules' | 'loadOpenRuns' | 'maxEventId' | 'getAgent' | 'getAgents' | 'listAgents' | 'getSchedule' | 'listRuns' | 'getRun' | 'eventsAfter' | 'oldestEventId' | 'nextQueuedAt'
+  'loadSchedules' | 'loadOpenRuns' | 'maxEventId' | 'getAgent' | 'getAgents' | 'listAgents' | 'getSchedule' | 'listRuns' | 'getRun' | 'eventsAfter' | 'oldestEventId' | 'nextQueuedAt' | 'clusterFigures' | 'openRuns' | 'cancelRequests'
 >;
 
 /**
@@ -18,8 +18,20 @@ type Reads = Pick<
 export function createReads(db: Kysely<Database>): Reads {
   const maybe = <R>(t: TableSpec<R>, row: Row | undefined) => (row ? fromRow(t, row) : undefined);
   return {
-    async loadSchedules() {
-      return (await db.selectFrom('schedules').selectAll().execute()).map((r) => fromRow(schedules, r));
+    async loadSchedules(since) {
+      let query = db.selectFrom('schedules').selectAll();
+      if (since !== undefined) query = query.where('changed_at', '>=', since); // index schedules_changed
+      return (await query.execute()).map((r) => fromRow(schedules, r));
+    },
+    // Over the partial index of open runs (runs_open): a few rows, read twice a second while the instance runs something.
+    async cancelRequests(instanceId) {
+      const rows = await db.selectFrom('runs').select('id').where('status', '=', 'running').where('instance_id', '=', instanceId).where('cancel_requested_at', 'is not', null).execute();
+      return rows.map((r) => r.id);
+    },
+    // The partial index runs_open_agent holds exactly these rows: finished runs, however many, cost nothing.
+    async openRuns(agentId) {
+      const rows = await db.selectFrom('runs').selectAll().where('agent_id', '=', agentId).where('status', 'in', ['queued', 'running']).orderBy('created_at').orderBy('id').execute();
+      return rows.map((r) => fromRow(runs, r));
     },
     async loadOpenRuns() {
       const rows = await db.selectFrom('runs').selectAll().where('status', 'in', ['queued', 'running']).orderBy('created_at').orderBy('id').execute();
@@ -64,6 +76,21 @@ export function createReads(db: Kysely<Database>): Reads {
     async nextQueuedAt() {
       const row = await db.selectFrom('runs').select((eb) => eb.fn.min('scheduled_at').as('at')).where('status', '=', 'queued').executeTakeFirst();
       return row?.at == null ? null : Number(row.at);
+    },
+    // One statement: one pass over schedules (enabled and paused are 0/1, so their sums are the counts) and
+    // three scalar subqueries; the runs counts use the partial index of open runs (runs_open).
+    async clusterFigures(now, aliveSince) {
+      const row = await db
+        .selectFrom('schedules')
+        .select((eb) => [
+          eb.fn.coalesce(eb.fn.sum('enabled'), eb.lit(0)).as('scheduled'),
+          eb.fn.coalesce(eb.fn.sum('paused'), eb.lit(0)).as('paused'),
+          eb.selectFrom('runs').select((e) => e.fn.countAll().as('n')).where('status', '=', 'running').as('running'),
+          eb.selectFrom('runs').select((e) => e.fn.countAll().as('n')).where('status', '=', 'queued').where('scheduled_at', '<=', now).as('queued'),
+          eb.selectFrom('instances').select((e) => e.fn.coalesce(e.fn.sum('max_concurrent'), e.lit(0)).as('n')).where('stopped_at', 'is', null).where('heartbeat_at', '>=', aliveSince).as('capacity'),
+        ])
+        .executeTakeFirstOrThrow();
+      return { scheduled: Number(row.scheduled), paused: Number(row.paused), running: Number(row.running), queued: Number(row.queued), capacity: Number(row.capacity) };
     },
     async oldestEventId() {
       const row = await db.selectFrom('events').select((eb) => eb.fn.min('id').as('min')).executeTakeFirst();

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { EVENT_POLL_MS } from '../core/limits.ts';
 import type { Logger } from '../core/logger.ts';
 import { silentLogger } from '../core/logger.ts';
@@ -110,6 +110,9 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
         }),
       ),
     ...createInstanceMethods(db),
+    // Beside the chain, which may be waiting out an outage: /healthz asks whether the database answers now.
+    ping: async () => void (await sql`SELECT 1`.execute(db)),
+    writeTrouble: chain.trouble,
     async [Symbol.asyncDispose]() {
       await chain.settle();
       clearInterval(pollTimer);

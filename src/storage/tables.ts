@@ -100,6 +100,7 @@ export const schedules = table<ScheduleRecord>()('schedules', 'agentId', {
   catchUp: col('catch_up', 'integer', bool),
   nextRunAt: col('next_run_at', 'bigint', numOrNull),
   revision: col('revision', 'integer', num),
+  changedAt: col('changed_at', 'bigint', num),
   createdAt: col('created_at', 'bigint', num),
   updatedAt: col('updated_at', 'bigint', num),
 });
@@ -122,6 +123,7 @@ export const runs = table<RunRecord>()('runs', 'id', {
   instanceId: col('instance_id', 'text', textOrNull),
   epoch: col('epoch', 'integer', num),
   leaseUntil: col('lease_until', 'bigint', numOrNull),
+  cancelRequestedAt: col('cancel_requested_at', 'bigint', numOrNull),
   createdAt: col('created_at', 'bigint', num),
 });
 
@@ -144,7 +146,7 @@ export const instances = table<InstanceRecord>()('instances', 'id', {
   stoppedAt: col('stopped_at', 'bigint', numOrNull),
 });
 
-/** Named counters: `event_id`, the last event id handed out. */
+/** Named counters: `event_id`, the last event id handed out; `schedule_revision`, the last schedule revision. */
 export interface CounterRecord {
   name: string;
   value: number;

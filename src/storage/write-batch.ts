@@ -116,6 +116,8 @@ export interface WriteChain {
   seeingWrites<T extends Record<string, (...args: any[]) => Promise<unknown>>>(reads: T): T;
   /** Waits for everything buffered, ignoring failures (they are logged). */
   settle(): Promise<void>;
+  /** When a batch last failed because the database was away, and whether one waits to try again now (`/healthz`). */
+  trouble(): { lastFailedAt: number | null; retrying: boolean };
 }
 
 // setImmediate runs after the current I/O phase: every write made in this turn of the loop joins the batch.
@@ -152,6 +154,9 @@ export function createWriteChain(apply: (ops: WriteOp[]) => Promise<void>, logge
   let busy = 0;
   /** The commit armed for this turn of the event loop, if any: every write until it runs joins it. */
   let armed: Promise<void> | undefined;
+  /** For `trouble()`: the last transient failure of a batch, and whether a batch is waiting out the outage now. */
+  let lastFailedAt: number | null = null;
+  let retrying = false;
 
   function enqueue<T>(step: () => Promise<T>, onError: (err: unknown) => void): Promise<T> {
     busy++;
@@ -190,9 +195,14 @@ export function createWriteChain(apply: (ops: WriteOp[]) => Promise<void>, logge
     const started = Date.now();
     for (let delay = RETRY_FIRST_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
       try {
-        return await apply(ops);
+        await apply(ops);
+        retrying = false;
+        return;
       } catch (err) {
+        retrying = false;
         if (!isTransient(err) || Date.now() - started > OUTAGE_PATIENCE_MS) throw err;
+        lastFailedAt = Date.now();
+        retrying = true;
         logger.warn('database unavailable; the write batch waits and tries again', { ops: ops.length, retryInMs: delay, error: err instanceof Error ? err.message : String(err) });
         await new Promise((r) => setTimeout(r, delay));
       }
@@ -230,5 +240,6 @@ export function createWriteChain(apply: (ops: WriteOp[]) => Promise<void>, logge
       return out as typeof reads;
     },
     settle: () => flush().catch(ignore),
+    trouble: () => ({ lastFailedAt, retrying }),
   };
 }

@@ -47,6 +47,8 @@ export function attachSocketIo(httpServer: HttpServer, { auth, services, logger 
     );
   });
 
+  /** Status events broadcast so far: a snapshot read while one went out is not sent after it. */
+  let statusBroadcasts = 0;
   const safeAck = (ack: unknown): Ack => (typeof ack === 'function' ? (ack as Ack) : () => {});
 
   io.on('connection', (socket: Socket) => {
@@ -71,7 +73,13 @@ export function attachSocketIo(httpServer: HttpServer, { auth, services, logger 
     socket.on('subscribe-scheduler-updates', async (ack?: unknown) => {
       await socket.join(SCHEDULER_ROOM);
       safeAck(ack)({ success: true });
-      socket.emit('scheduler:status', events.snapshot().data);
+      // On a shared store the figures are read from the database (a few ms): a status event broadcast to the
+      // room meanwhile is newer news for this socket, and the snapshot is not sent after it.
+      const broadcastsBefore = statusBroadcasts;
+      await events.snapshot().then(
+        (now) => void (statusBroadcasts === broadcastsBefore && socket.emit('scheduler:status', now.data)),
+        (err: unknown) => logger.warn('could not read the status figures', { error: String(err) }),
+      );
     });
     socket.on('unsubscribe-scheduler-updates', async (ack?: unknown) => {
       await socket.leave(SCHEDULER_ROOM);
@@ -81,7 +89,10 @@ export function attachSocketIo(httpServer: HttpServer, { auth, services, logger 
 
   // One listener for all sockets: a room broadcast encodes each event once for every subscriber.
   const off = events.live((event) => {
-    if (event.type === 'scheduler:status') io.to(SCHEDULER_ROOM).emit('scheduler:status', event.data);
+    if (event.type === 'scheduler:status') {
+      statusBroadcasts++;
+      io.to(SCHEDULER_ROOM).emit('scheduler:status', event.data);
+    }
     else if (event.agentId !== null) io.to(agentRoom(event.agentId)).emit(event.type, event.data);
   });
 

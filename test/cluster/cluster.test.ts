@@ -157,6 +157,53 @@ describe.skipIf(!TEST_POSTGRES_URL).sequential('a cluster of three server proces
     expect(receiver.of('x')).toHaveLength(1);
   }, 40_000);
 
+  it('aborts within 1 s a run cancelled elsewhere while the signals connections are down: the request is on the run', async () => {
+    await using c = await startCluster();
+    await using receiver = await startReceiver();
+    await hookAgent(c, 0, receiver, 'y');
+    receiver.hold((b) => b.agentId === 'y');
+    await c.call(0, 'POST', '/api/agents/y/run');
+    const held = await receiver.eventually((x) => x.body.agentId === 'y');
+    const run = await runWhen(c, 0, 'y', held.body.runId, (r) => r.status === 'running' && !!r.instanceId);
+    const runner = (await c.byId(run.instanceId!))!;
+    const canceller = other(c, runner.index);
+
+    // Every signals connection of the cluster (the one running LISTEN, NOTIFY or its probe) is cut, and cut
+    // again each time it comes back; its reconnect backoff doubles each time, so after a second of this the
+    // `cancel` signal finds no live connection to leave by or arrive on.
+    const pgAdmin = await c.admin();
+    let cuts = 0;
+    const cutSignals = async () => {
+      const r = await pgAdmin.query(
+        `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1 AND (query LIKE 'LISTEN%' OR query LIKE '%pg_notify%' OR query = 'SELECT 1')`,
+        [c.applicationName],
+      );
+      cuts += r.rows[0].n as number;
+    };
+    let cutting = true;
+    const cutStart = Date.now();
+    const cutter = (async () => {
+      while (cutting) {
+        await cutSignals();
+        await new Promise((r) => setTimeout(r, 20)); // the pace of the cuts, not a wait for a result
+      }
+    })();
+    try {
+      await until('a second of cutting, the signals connections cut a few times', async () => (Date.now() - cutStart >= 1_000 && cuts >= 6 ? true : undefined), 10_000, 50);
+      const cancel = await c.call(canceller, 'POST', `/api/runs/${run.id}/cancel`);
+      expect(cancel.status, JSON.stringify(cancel.body)).toBe(200);
+      const cancelledAt = Date.now();
+      const abortedAt = await Promise.race([held.aborted, new Promise<number>((r) => setTimeout(() => r(Infinity), 3_000))]);
+      expect(abortedAt - cancelledAt, 'cancel answered → call dropped by the runner (ms)').toBeLessThanOrEqual(1_000);
+    } finally {
+      cutting = false;
+      await cutter;
+    }
+    const ended = await runWhen(c, canceller, 'y', run.id, (r) => r.status !== 'running');
+    expect(ended).toMatchObject({ status: 'cancelled' });
+    expect(receiver.of('y')).toHaveLength(1);
+  }, 40_000);
+
   it('streams to a subscriber on one instance the runs others execute, and resumes on a third by lastEventId', async () => {
     await using c = await startCluster();
     await using receiver = await startReceiver();
@@ -307,7 +354,7 @@ describe.skipIf(!TEST_POSTGRES_URL).sequential('a cluster of three server proces
       }
       await new Promise((r) => setTimeout(r, 100)); // the pace of the cuts, not a wait for a result
     }
-    // /healthz is `{ ok: true }` with no degraded flag today: the test asks only that it answers.
+    // /healthz answers 200 throughout, degraded or not (test/cluster/status.test.ts checks the flag): here only that it answers.
     const dead = c.instances.filter((i) => !i.alive).map((i) => `instance ${i.index}: ${i.log.filter((l) => l.startsWith('stderr')).slice(0, 5).join(' | ')}`);
     expect(dead, 'processes that died in the outage').toEqual([]);
     expect(health.filter((s) => s !== 200), 'healthz answers during the outage').toEqual([]);

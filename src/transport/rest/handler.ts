@@ -45,7 +45,7 @@ export function createRestHandler({ services, auth, logger }: RestDeps) {
         throw new DomainError('METHOD_NOT_ALLOWED', `Method ${method} is not allowed on ${url.pathname} (allowed: ${match.allowed.join(', ')})`);
       }
       const { route, params } = match;
-      if (route.kind === 'raw') return route.handle(req, res, url);
+      if (route.kind === 'raw') return route.handle(req, res, url, services);
       await serve(route, params, req, res, url);
     } catch (err) {
       sendError(res, err, logger);

@@ -4,6 +4,8 @@ import { procedures, type CallProcedure, type CallProcedureName, type InputOf, t
 import { serveDocs } from './docs.ts';
 import { openApiDocument } from './openapi.ts';
 import { sendJson } from './reply.ts';
+import { errorText } from '../../core/errors.ts';
+import type { Services } from '../../services/services.ts';
 
 /**
  * Every route of the HTTP server, one row each. A procedure row names its procedure
@@ -35,7 +37,8 @@ export interface RawRoute {
   method: Method;
   path: string;
   summary: string;
-  handle(req: IncomingMessage, res: ServerResponse, url: URL): void;
+  /** `services`: for a public page that reports on the server (`/healthz`). */
+  handle(req: IncomingMessage, res: ServerResponse, url: URL, services: Services): void;
 }
 
 export type Route = ProcedureRoute | RawRoute;
@@ -93,7 +96,12 @@ function rest<N extends CallProcedureName>(method: Method, path: string, name: N
 
 const raw = (method: Method, path: string, summary: string, handle: RawRoute['handle']): RawRoute => ({ kind: 'raw', method, path, summary, handle });
 
-const health: RawRoute['handle'] = (_req, res) => sendJson(res, 200, { ok: true });
+// 200 even when degraded (services/health.ts says why): `{ ok: true }`, or `{ ok: true, degraded: true, reason }`.
+const health: RawRoute['handle'] = (_req, res, _url, services) =>
+  void services.health().then(
+    (answer) => sendJson(res, 200, answer),
+    (err: unknown) => sendJson(res, 200, { ok: true, degraded: true, reason: `the health check failed: ${errorText(err)}` }),
+  );
 const docs: RawRoute['handle'] = (req, res, url) => serveDocs(req, res, url.pathname);
 
 export const routes: Route[] = [
