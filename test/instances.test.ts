@@ -49,7 +49,7 @@ const other = (id: string, at: number, extra: Partial<InstanceRecord> = {}): Ins
 });
 
 // On the memory store by design, whatever TEST_DATABASE says: only the first (SQLite) pass runs them.
-describe.skipIf(ON_POSTGRES)('instance registry (manual clock)', () => {
+describe.skipIf(ON_POSTGRES)('instance registry (manual clock; memory store, so skipped on the PostgreSQL pass)', () => {
   it('registers, heartbeats with its running count, sums live capacity, and drops a silent instance after the lease', async () => {
     const clock = createManualClock(1_000_000);
     const s = watchedStore();
@@ -111,7 +111,7 @@ describe.skipIf(ON_POSTGRES)('instance registry (manual clock)', () => {
   });
 });
 
-describe.skipIf(ON_POSTGRES)('configuration of instances', () => {
+describe.skipIf(ON_POSTGRES)('configuration of instances (no database, so skipped on the PostgreSQL pass)', () => {
   it('defaults to a 5 s heartbeat and a 30 s lease', () => {
     expect(loadConfig({})).toMatchObject({ INSTANCE_HEARTBEAT_MS: 5000, INSTANCE_LEASE_MS: 30000 });
   });
@@ -217,7 +217,7 @@ describe('GET /api/instances and instances.list', () => {
   });
 
   // Reopens a SQLite file after close: SQLite only.
-  it.skipIf(ON_POSTGRES)('marks itself stopped on close, so it leaves the list at once', async () => {
+  it.skipIf(ON_POSTGRES)('marks itself stopped on close, so it leaves the list at once (SQLite; on the PostgreSQL pass the cluster suite covers it)', async () => {
     using dir = tempDir();
     const url = `file:${join(dir.path, 'stop.db')}`;
     const app = await createApp({ config: testConfig({ DATABASE_URL: url }), dialect: betterSqliteDialect(url), jwtSecret: TEST_SECRET, webhookSecret: 'w' });
@@ -268,7 +268,7 @@ async function takenPort(): Promise<{ port: number } & AsyncDisposable> {
 
 describe('start order', () => {
   // Recovery of a SQLite file's leftovers at start (a shared database reaps by lease instead): SQLite only.
-  it.skipIf(ON_POSTGRES)('a server that cannot bind its port neither recovers the runs in the database nor registers itself', async () => {
+  it.skipIf(ON_POSTGRES)('a server that cannot bind its port neither recovers the runs in the database nor registers itself (a SQLite file, so skipped on the PostgreSQL pass)', async () => {
     using dir = tempDir();
     const url = `file:${join(dir.path, 'order.db')}`;
     // The database as a running server has it: a run in progress (that server is alive and well).
@@ -322,7 +322,7 @@ describe('start order', () => {
 
 // ---------- one owner per SQLite file ----------
 
-describe.skipIf(ON_POSTGRES)('one owner per SQLite file', () => {
+describe.skipIf(ON_POSTGRES)('one owner per SQLite file (skipped on the PostgreSQL pass: no file there)', () => {
   it('a second exclusive open of the file is refused, naming the owner; the lock goes with the database', async () => {
     using dir = tempDir();
     const file = join(dir.path, 'owned.db');
