@@ -27,6 +27,6 @@ for await (const line of createInterface({ input: process.stdin })) {
   if (line !== 'stop') continue;
   await scheduler.stop(0);
   await repo[Symbol.asyncDispose]();
-  process.stdout.write(`${JSON.stringify(Object.fromEntries(ran))}\n`);
-  process.exit(0);
+  // Exit only once the (large) line is written: a pipe drains asynchronously.
+  process.stdout.write(`${JSON.stringify(Object.fromEntries(ran))}\n`, () => process.exit(0));
 }

@@ -1,4 +1,6 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kysely, type Dialect } from 'kysely';
@@ -404,4 +406,23 @@ export async function pgSchema(): Promise<{ url: string; schema: string } & Asyn
       await c.end();
     },
   };
+}
+
+/**
+ * `npm start`'s entry as a child process (port 0, the test secret, then `env`); `url` resolves once it
+ * listens and rejects if it exits first. For tests that kill and restart a real server.
+ */
+export function spawnServer(env: Record<string, string>): { child: ChildProcess; url: Promise<string> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/runtime/node.ts'], {
+    env: { ...process.env, PORT: '0', JWT_SECRET: TEST_SECRET, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = new Promise<string>((resolve, reject) => {
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = /"url":"([^"]+)"/.exec(line);
+      if (m) resolve(m[1]!);
+    });
+  });
+  return { child, url };
 }

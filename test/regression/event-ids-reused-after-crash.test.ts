@@ -1,12 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createSchedulerClient, type SchedulerClient } from '../../client/index.ts';
 import { createAuth } from '../../src/services/auth.ts';
-import { deferred, tempDir, TEST_SECRET } from '../harness.ts';
+import { deferred, spawnServer, tempDir, TEST_SECRET } from '../harness.ts';
 
 /**
  * Event ids used to be handed out in memory and published before their batch committed: after a
@@ -21,20 +19,7 @@ const KILL_AFTER = 300;
 const CRASHES = 3;
 
 /** `npm start`'s entry on a database file; resolves with its URL once it listens. */
-function start(dbFile: string): { child: ChildProcess; url: Promise<string> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/runtime/node.ts'], {
-    env: { ...process.env, PORT: '0', DATABASE_URL: `file:${dbFile}`, JWT_SECRET: TEST_SECRET, MAX_CONCURRENT_AGENTS: String(AGENTS.length), RETRY_BASE_DELAY_MS: '50' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = new Promise<string>((resolve, reject) => {
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = /"url":"([^"]+)"/.exec(line);
-      if (m) resolve(m[1]!);
-    });
-  });
-  return { child, url };
-}
+const start = (dbFile: string) => spawnServer({ DATABASE_URL: `file:${dbFile}`, MAX_CONCURRENT_AGENTS: String(AGENTS.length), RETRY_BASE_DELAY_MS: '50' });
 
 interface Seen {
   id: number;

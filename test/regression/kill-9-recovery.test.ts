@@ -1,25 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { createAuth } from '../../src/services/auth.ts';
-import { tempDir, TEST_SECRET } from '../harness.ts';
+import { spawnServer, tempDir, TEST_SECRET } from '../harness.ts';
 
 /** `npm start`'s entry on a database file; resolves with its URL once it listens. */
-function start(dbFile: string): { child: ChildProcess; url: Promise<string> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/runtime/node.ts'], {
-    env: { ...process.env, PORT: '0', DATABASE_URL: `file:${dbFile}`, JWT_SECRET: TEST_SECRET },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = new Promise<string>((resolve, reject) => {
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = /"url":"([^"]+)"/.exec(line);
-      if (m) resolve(m[1]!);
-    });
-  });
-  return { child, url };
-}
+const start = (dbFile: string) => spawnServer({ DATABASE_URL: `file:${dbFile}` });
 
 type Run = { id: string; trigger: string; status: string; error: string | null; attempt: number; progress: number | null };
 
