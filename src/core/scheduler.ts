@@ -9,14 +9,15 @@ import { createEventLog, iso } from './event-log.ts';
 import { createEventBus, type EventBus } from './events.ts';
 import { createExecutor, PRIORITY_LEVELS } from './executor.ts';
 import type { HandlerRegistry } from './handlers.ts';
-import { QUEUE_POLL_MS, SCHEDULE_RECONCILE_MS, SCHEDULER_DEFAULTS, SHUTDOWN_GRACE_MS } from './limits.ts';
+import { SCHEDULER_DEFAULTS, SHUTDOWN_GRACE_MS } from './limits.ts';
 import { silentLogger, type Logger } from './logger.ts';
-import { catchUpMissedFires, reapExpired, recoverOpenRuns, type Recovery } from './recovery.ts';
+import { catchUpMissedFires, recoverOpenRuns, type Recovery } from './recovery.ts';
 import { createTaker } from './claims.ts';
 import { newInstanceId } from './instances.ts';
 import { createRunHandler, RunAbort } from './run-handler.ts';
 import { createRuns, type Runs } from './runs.ts';
-import { createSchedules, type Schedules, type ScheduleSpec, type ScheduleState } from './schedules.ts';
+import { createSchedules, type ScheduleSpec, type ScheduleState } from './schedules.ts';
+import { createSharedStore } from './shared-store.ts';
 import { createStatus, type Lifecycle, type Status } from './status.ts';
 import type { AgentRecord, RunRecord, ScheduleRecord, SchedulerStore } from './store.ts';
 import { createTimeline, type DueHandlers } from './timeline.ts';
@@ -24,13 +25,6 @@ import { createTimeline, type DueHandlers } from './timeline.ts';
 export { RunAbort, type AbortKind } from './run-handler.ts';
 export type { ScheduleSpec } from './schedules.ts';
 
-/**
- * How often an instance that runs something looks for cancels other instances recorded on its runs: half
- * the 1 s a cancel elsewhere may take (docs/cluster.md), the other half left for the read and the abort.
- */
-const CANCEL_CHECK_MS = 500;
-/** Every this many reconciles (5 s each) is a full read of the schedules: once a minute (see `reconcile`). */
-const FULL_RECONCILE_EVERY = 12;
 
 export interface SchedulerOptions {
   store: SchedulerStore;
@@ -79,6 +73,7 @@ export type Scheduler = ReturnType<typeof createScheduler>;
  *   run-handler.ts  a run's handler: started, progress, timeout and abort
  *   recovery.ts     start-up: runs left open, fires missed
  *   status.ts       the figures and the throttled `scheduler:status` event
+ *   shared-store.ts on a shared database: the queue of every instance, leases, other instances' changes
  *   event-log.ts    events stored, then published as the store delivers them numbered
  */
 export function createScheduler(options: SchedulerOptions) {
@@ -118,13 +113,14 @@ export function createScheduler(options: SchedulerOptions) {
   const runs: Runs = createRuns({
     store, clock, agents, schedules, active, timeline, executor, events,
     execute: runner.execute,
-    stale: (agentId) => reloadSchedule(agentId).catch((err: unknown) => log.error('could not read a schedule again', { agentId, error: errorText(err) })),
+    stale: (agentId) => shared.reloadSchedule(agentId).catch((err: unknown) => log.error('could not read a schedule again', { agentId, error: errorText(err) })),
     log,
     maxRetries: options.maxRetries ?? SCHEDULER_DEFAULTS.MAX_RETRIES,
     retry: options.retry ?? { baseDelayMs: SCHEDULER_DEFAULTS.RETRY_BASE_DELAY_MS, maxDelayMs: SCHEDULER_DEFAULTS.RETRY_MAX_DELAY_MS },
     runHistoryLimit: options.runHistoryLimit ?? SCHEDULER_DEFAULTS.RUN_HISTORY_LIMIT,
   });
   const recovery: Recovery = { store, log, agents, active, runs, schedules };
+  const shared = createSharedStore({ store, clock, log, lifecycle, schedules, active, agents, executor, runner, taker, status, recovery, instanceId, leaseMs, maxConcurrent });
 
   const due: DueHandlers = {
     fire(agentId, version, at) {
@@ -140,7 +136,7 @@ export function createScheduler(options: SchedulerOptions) {
     // Live events from the last one stored on: those of this process once committed, and on a shared
     // database those of every other instance, in id order.
     events.follow(await store.maxEventId());
-    reconciledAt = clock.now(); // the load below is the first full read
+    const loadedAt = clock.now(); // the load below is the first full read
     await schedules.load();
     lifecycle.started = true;
     timeline.start(due);
@@ -148,159 +144,8 @@ export function createScheduler(options: SchedulerOptions) {
     catchUpMissedFires(recovery, now);
     events.startTrimming(eventRetentionMs);
     status.changed();
-    if (store.shared) {
-      armQueuePoll(0);
-      reconcileTimer = clock.setTimer(reconcileLoop, SCHEDULE_RECONCILE_MS);
-      cancelTimer = clock.setTimer(cancelCheckLoop, CANCEL_CHECK_MS);
-    }
+    if (store.shared) shared.start(loadedAt);
     await store.flush();
-  }
-
-  // ---------- on a shared store: the queue of every instance, leases, other instances' changes ----------
-
-  let pollTimer: TimerHandle | undefined;
-  let reconcileTimer: TimerHandle | undefined;
-  let cancelTimer: TimerHandle | undefined;
-  let polling = false;
-  /** When the last read of the schedules that succeeded began (full or incremental); the next reconcile reads the changes since. */
-  let reconciledAt = 0;
-  /** Incremental reconciles since the last full read. */
-  let sinceFullRead = 0;
-
-  function armQueuePoll(ms: number): void {
-    pollTimer?.cancel();
-    pollTimer = lifecycle.stopping ? undefined : clock.setTimer(() => void pollQueue(), ms);
-  }
-
-  /**
-   * Free slots take due queued runs of any instance (a retry of a reaped run, a run whose claimer is busy):
-   * every QUEUE_POLL_MS while slots are free, sooner when the next queued run is due sooner.
-   */
-  async function pollQueue(): Promise<void> {
-    if (polling || lifecycle.stopping) return;
-    polling = true;
-    let wait = QUEUE_POLL_MS;
-    try {
-      const free = maxConcurrent - runner.executing - executor.waiting;
-      if (free > 0) {
-        const got = await taker.more(free);
-        for (const run of got) {
-          // A run this instance holds (its own retry, or one waiting for a slot here) comes as itself, its
-          // record updated in place; any other is held from now. Either way its status is 'running', so the
-          // run handler starts it without a take of its own (and one already on its way lets it be).
-          const held = active.byId(run.id);
-          if (held) Object.assign(held.run, run);
-          if (held?.state === 'queued') continue; // its execute is already in the executor's queue
-          const a = held ?? active.add(run);
-          agents.prefetch(run.agentId);
-          active.setState(a, 'queued');
-          executor.add(() => runner.execute(a), run.priority);
-        }
-        if (got.length < free) {
-          const nextAt = await store.nextQueuedAt();
-          if (nextAt !== null) wait = Math.min(wait, Math.max(0, nextAt - clock.now()));
-        }
-      }
-    } catch (err) {
-      log.warn('taking queued runs failed', { error: errorText(err) });
-    } finally {
-      polling = false;
-      armQueuePoll(wait);
-    }
-  }
-
-  async function reloadSchedule(agentId: string): Promise<void> {
-    const mark = schedules.mark();
-    adopted(agentId, schedules.adopt(agentId, await store.getSchedule(agentId), mark));
-  }
-
-  /** A schedule another instance changed: a run held here that the change forbids is let go (that instance cancelled its row). */
-  function adopted(agentId: string, { changed, schedule }: ReturnType<Schedules['adopt']>): void {
-    if (!changed) return;
-    const a = active.ofAgent(agentId);
-    if (a && a.state !== 'running' && (!schedule || schedule.paused)) active.remove(a);
-    status.changed();
-  }
-
-  /** Reads every schedule again (a lost signal costs at most this long): a full read, cheap next to the fires it keeps right. */
-  async function reloadSchedules(): Promise<void> {
-    const readAt = clock.now();
-    const mark = schedules.mark();
-    const stored = await store.loadSchedules();
-    const seen = new Set<string>();
-    for (const record of stored) {
-      seen.add(record.agentId);
-      adopted(record.agentId, schedules.adopt(record.agentId, record, mark));
-    }
-    for (const s of [...schedules.values()]) if (!seen.has(s.agentId)) adopted(s.agentId, schedules.adopt(s.agentId, undefined, mark));
-    reconciledAt = readAt;
-    sinceFullRead = 0;
-  }
-
-  /**
-   * The periodic reconcile (docs/cluster.md, "Signals carry the urgent part"): the schedules the API changed
-   * since the last read (`changedAt`, indexed; fires do not move it), looking back one more interval so a
-   * change that committed a little after its stamp, or was stamped by a clock a little behind, is still
-   * seen. A deletion leaves no row to find: its signal, or the stale claim of its next fire, drops it here;
-   * so does the full read every FULL_RECONCILE_EVERY turns, which also catches a change that committed
-   * later still (a batch that waited out an outage). At 100,000 schedules the full read is ~375 ms on
-   * SQLite; the incremental one reads only the rows changed.
-   */
-  async function reconcile(): Promise<void> {
-    if (++sinceFullRead >= FULL_RECONCILE_EVERY) return reloadSchedules();
-    const readAt = clock.now();
-    const mark = schedules.mark();
-    for (const record of await store.loadSchedules(reconciledAt - SCHEDULE_RECONCILE_MS)) adopted(record.agentId, schedules.adopt(record.agentId, record, mark));
-    reconciledAt = readAt;
-  }
-
-  function reconcileLoop(): void {
-    void reconcile()
-      .catch((err: unknown) => log.warn('reconciling schedules failed', { error: errorText(err) }))
-      .finally(() => {
-        if (!lifecycle.stopping) reconcileTimer = clock.setTimer(reconcileLoop, SCHEDULE_RECONCILE_MS);
-      });
-  }
-
-  /**
-   * With each heartbeat (core/instances.ts): renews the leases of the runs this instance holds, then
-   * takes back those of instances that stopped renewing theirs and applies the retry policy to them.
-   */
-  async function maintainLeases(): Promise<void> {
-    if (lifecycle.stopping || !lifecycle.started) return;
-    const now = clock.now();
-    await store.renewLeases(instanceId, now + leaseMs);
-    await reapExpired(recovery, now);
-  }
-
-  /** Aborts the runs held here whose cancel another instance recorded. */
-  async function abortCancelRequests(): Promise<void> {
-    for (const runId of await store.cancelRequests(instanceId)) {
-      const a = active.byId(runId);
-      if (a?.state === 'running' && !a.controller.signal.aborted) a.controller.abort(new RunAbort('cancel', 'cancelled'));
-    }
-  }
-
-  let checking = false;
-  /**
-   * While this instance runs anything it looks every CANCEL_CHECK_MS for cancels recorded on its runs by
-   * other instances, so it aborts them within a second even when the `cancel` signal was lost (the
-   * heartbeat, every 5 s, would be too late). With nothing running it costs no query.
-   */
-  function cancelCheckLoop(): void {
-    const check = runner.executing > 0 && !checking && !lifecycle.stopping;
-    if (check) checking = true;
-    void (check ? abortCancelRequests() : Promise.resolve())
-      .catch((err: unknown) => log.warn('checking for cancelled runs failed', { error: errorText(err) }))
-      .finally(() => {
-        if (check) checking = false;
-        if (!lifecycle.stopping) cancelTimer = clock.setTimer(cancelCheckLoop, CANCEL_CHECK_MS);
-      });
-  }
-
-  /** On a shared store, reads the stored schedule first: another instance may have changed it since this one last looked. */
-  async function fresh(agentId: string): Promise<void> {
-    if (store.shared) await reloadSchedule(agentId);
   }
 
   function changedSchedule(agentId: string): void {
@@ -315,9 +160,7 @@ export function createScheduler(options: SchedulerOptions) {
     if (lifecycle.stopping) return;
     lifecycle.stopping = true;
     timeline.stop();
-    pollTimer?.cancel();
-    reconcileTimer?.cancel();
-    cancelTimer?.cancel();
+    shared.stop();
     events.stopTrimming();
     status.stop();
     executor.pause();
@@ -373,10 +216,10 @@ export function createScheduler(options: SchedulerOptions) {
     settled: () => runs.claimsSettled(),
     /** This scheduler's instance id: the one its runs are taken and leased under. */
     instanceId,
-    maintainLeases,
+    maintainLeases: shared.maintainLeases,
     /** Reads one schedule again (a `schedules` signal from another instance), or all of them. */
-    reloadSchedule,
-    reloadSchedules,
+    reloadSchedule: shared.reloadSchedule,
+    reloadSchedules: shared.reloadSchedules,
     [Symbol.asyncDispose]: () => stop(),
 
     /** Creates or replaces the agent's schedule (validated: a bad expression or timezone is a 400). */
@@ -404,7 +247,7 @@ export function createScheduler(options: SchedulerOptions) {
      * so a retry another instance holds is cancelled too.
      */
     async removeSchedule(agentId: string, stored: readonly RunRecord[] = []): Promise<void> {
-      await fresh(agentId);
+      await shared.fresh(agentId);
       if (!schedules.get(agentId)) throw notFound(`No scheduled task found for agent ${agentId}`);
       schedules.remove(agentId);
       dropOpen(agentId, stored, 'dropped: agent unscheduled');
@@ -419,7 +262,7 @@ export function createScheduler(options: SchedulerOptions) {
      * has them — on another instance); a pending retry or queued run is dropped as cancelled.
      */
     async pause(agentId: string, jobId: string, stored: readonly RunRecord[] = []): Promise<void> {
-      await fresh(agentId);
+      await shared.fresh(agentId);
       const revision = await schedules.nextRevision();
       const s = requireSchedule(agentId, jobId);
       const a = active.ofAgent(agentId);
@@ -438,7 +281,7 @@ export function createScheduler(options: SchedulerOptions) {
 
     /** Resumes a paused schedule (400 unless paused) at the first occurrence after now; returns that time. */
     async resume(agentId: string, jobId: string): Promise<number | null> {
-      await fresh(agentId);
+      await shared.fresh(agentId);
       const revision = await schedules.nextRevision();
       const s = requireSchedule(agentId, jobId);
       if (!s.paused) throw badRequest(`Job ${jobId} is not paused`);

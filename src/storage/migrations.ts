@@ -183,10 +183,13 @@ export async function migrate(db: Kysely<any>, options: { schema?: string } = {}
  * suite dropping its own, on one shared server) fails the call. Nothing was applied then; it is tried
  * again, a few times.
  */
-const LISTING_RETRIES = 3;
+const LISTING_RETRIES = 5;
 const droppedMeanwhile = (err: unknown, schema: string | undefined) => {
   const name = /^schema "([^"]+)" does not exist$/.exec(err instanceof Error ? err.message : '')?.[1];
-  return name !== undefined && name !== schema;
+  // The listing also reads the columns of every table: one another suite creates or drops meanwhile can
+  // fail it with "column … does not exist". Either way it failed inside the introspector, before anything ran.
+  const inListing = err instanceof Error && /PostgresIntrospector/.test(err.stack ?? '');
+  return (name !== undefined && name !== schema) || inListing;
 };
 
 async function migrateOn(db: Kysely<any>, schema: string | undefined): Promise<{ applied: string[] }> {
