@@ -3,11 +3,10 @@ import { createActiveRuns } from './active-runs.ts';
 import { createAgentState, type AgentPatch } from './agent-state.ts';
 import type { RetryPolicy } from './backoff.ts';
 import { systemClock, type Clock, type TimerHandle } from './clock.ts';
-import { validateCron } from './cron.ts';
-import { badRequest, conflict, errorText, notFound } from './errors.ts';
-import { createEventLog, iso } from './event-log.ts';
+import { conflict, errorText } from './errors.ts';
+import { createEventLog } from './event-log.ts';
 import { createEventBus, type EventBus } from './events.ts';
-import { createExecutor, PRIORITY_LEVELS } from './executor.ts';
+import { createExecutor } from './executor.ts';
 import type { HandlerRegistry } from './handlers.ts';
 import { SCHEDULER_DEFAULTS, SHUTDOWN_GRACE_MS } from './limits.ts';
 import { silentLogger, type Logger } from './logger.ts';
@@ -16,7 +15,8 @@ import { createTaker } from './claims.ts';
 import { newInstanceId } from './instances.ts';
 import { createRunHandler, RunAbort } from './run-handler.ts';
 import { createRuns, type Runs } from './runs.ts';
-import { createSchedules, type ScheduleSpec, type ScheduleState } from './schedules.ts';
+import { createSchedules } from './schedules.ts';
+import { createScheduleCommands } from './schedule-commands.ts';
 import { createSharedStore } from './shared-store.ts';
 import { createStatus, type Lifecycle, type Status } from './status.ts';
 import type { AgentRecord, RunRecord, ScheduleRecord, SchedulerStore } from './store.ts';
@@ -74,6 +74,7 @@ export type Scheduler = ReturnType<typeof createScheduler>;
  *   recovery.ts     start-up: runs left open, fires missed
  *   status.ts       the figures and the throttled `scheduler:status` event
  *   shared-store.ts on a shared database: the queue of every instance, leases, other instances' changes
+ *   schedule-commands.ts  set, remove, pause and resume a schedule
  *   event-log.ts    events stored, then published as the store delivers them numbered
  */
 export function createScheduler(options: SchedulerOptions) {
@@ -148,10 +149,6 @@ export function createScheduler(options: SchedulerOptions) {
     await store.flush();
   }
 
-  function changedSchedule(agentId: string): void {
-    options.onScheduleChange?.(agentId);
-  }
-
   /**
    * Stops taking new runs, lets running ones finish for up to `graceMs`, then aborts them as
    * interrupted (they fail and their retry is stored, to be picked up by the next start).
@@ -176,31 +173,7 @@ export function createScheduler(options: SchedulerOptions) {
     events.stopFollowing();
   }
 
-  function requireSchedule(agentId: string, jobId: string): ScheduleState {
-    const s = schedules.get(agentId);
-    if (!s || s.jobId !== jobId) throw notFound(`No scheduled task found for agent ${agentId} with job ${jobId}`);
-    return s;
-  }
-
-  /** After a change to its schedule, an agent with nothing running shows the status that follows from it. */
-  /**
-   * Drops the agent's run waiting or queued here, and any other open one `stored` names (held by no one
-   * here, e.g. a retry queued by another instance): cancelled, fenced by the epoch read, so a run taken
-   * meanwhile is not touched.
-   */
-  function dropOpen(agentId: string, stored: readonly RunRecord[], why: string): void {
-    const a = active.ofAgent(agentId);
-    if (a && a.state !== 'running') runs.drop(a, why);
-    for (const run of stored) {
-      if (run.status !== 'queued' || active.byId(run.id)) continue;
-      runs.drop(active.add(run), why);
-    }
-  }
-
-  async function settleStatus(agentId: string): Promise<void> {
-    const agent = await agents.load(agentId);
-    if (agent && agent.status !== 'RUNNING') agents.write(agent, { status: agents.restingStatus(agent) });
-  }
+  const commands = createScheduleCommands({ store, clock, schedules, agents, active, runs, events, status, fresh: shared.fresh, onScheduleChange: options.onScheduleChange });
 
   return {
     events: bus,
@@ -221,78 +194,7 @@ export function createScheduler(options: SchedulerOptions) {
     reloadSchedule: shared.reloadSchedule,
     reloadSchedules: shared.reloadSchedules,
     [Symbol.asyncDispose]: () => stop(),
-
-    /** Creates or replaces the agent's schedule (validated: a bad expression or timezone is a 400). */
-    async setSchedule(agent: AgentRecord, spec: ScheduleSpec): Promise<ScheduleRecord> {
-      validateCron(spec.expression, spec.timezone);
-      if (!Number.isInteger(spec.priority) || spec.priority < 1 || spec.priority > PRIORITY_LEVELS) throw badRequest(`priority: expected 1 to ${PRIORITY_LEVELS}, got ${spec.priority}`);
-      // The caller's fresh record serves when the scheduler holds no copy: no read per schedule.
-      const cached = agents.get(agent.id) ?? agent;
-      const record = schedules.replace(agent.id, spec, await schedules.nextRevision());
-      // A new schedule clears an exhausted agent's error state (lastError stays visible); RUNNING stays RUNNING.
-      if (cached.status !== 'RUNNING') {
-        const wasError = cached.status === 'ERROR';
-        if (wasError) cached.status = 'IDLE';
-        agents.write(cached, { ...(wasError && { retryCount: 0, backoffUntil: null }), status: agents.restingStatus(cached) });
-      }
-      status.changed();
-      await store.flush();
-      changedSchedule(agent.id);
-      return record;
-    },
-
-    /**
-     * Removes the agent's schedule and drops its pending retry or queued run; a run already going finishes.
-     * `stored`: the agent's open runs as the database has them (the services read them on a shared store),
-     * so a retry another instance holds is cancelled too.
-     */
-    async removeSchedule(agentId: string, stored: readonly RunRecord[] = []): Promise<void> {
-      await shared.fresh(agentId);
-      if (!schedules.get(agentId)) throw notFound(`No scheduled task found for agent ${agentId}`);
-      schedules.remove(agentId);
-      dropOpen(agentId, stored, 'dropped: agent unscheduled');
-      await settleStatus(agentId);
-      status.changed();
-      await store.flush();
-      changedSchedule(agentId);
-    },
-
-    /**
-     * Pauses the schedule (409 while its agent runs, here or — per `stored`, its open runs as the database
-     * has them — on another instance); a pending retry or queued run is dropped as cancelled.
-     */
-    async pause(agentId: string, jobId: string, stored: readonly RunRecord[] = []): Promise<void> {
-      await shared.fresh(agentId);
-      const revision = await schedules.nextRevision();
-      const s = requireSchedule(agentId, jobId);
-      const a = active.ofAgent(agentId);
-      if (a?.state === 'running' || stored.some((r) => r.status === 'running')) throw conflict(`Cannot pause agent ${agentId} while it is running`);
-      if (!s.paused) {
-        dropOpen(agentId, stored, 'dropped: job paused');
-        schedules.pause(s, revision);
-        const agent = await agents.load(agentId);
-        if (agent) agents.write(agent, { status: 'PAUSED', retryCount: 0, backoffUntil: null });
-        events.emit('agent:paused', agentId, { agentId, jobId, status: 'paused', timestamp: iso(clock.now())! });
-        status.changed();
-      }
-      await store.flush();
-      changedSchedule(agentId);
-    },
-
-    /** Resumes a paused schedule (400 unless paused) at the first occurrence after now; returns that time. */
-    async resume(agentId: string, jobId: string): Promise<number | null> {
-      await shared.fresh(agentId);
-      const revision = await schedules.nextRevision();
-      const s = requireSchedule(agentId, jobId);
-      if (!s.paused) throw badRequest(`Job ${jobId} is not paused`);
-      schedules.resume(s, revision);
-      await settleStatus(agentId);
-      events.emit('agent:resumed', agentId, { agentId, jobId, status: 'resumed', nextRunAt: iso(s.nextRunAt), timestamp: iso(clock.now())! });
-      status.changed();
-      await store.flush();
-      changedSchedule(agentId);
-      return s.nextRunAt;
-    },
+    ...commands,
 
     /** One run now through the same queue and retry policy; skipped (and recorded) if one is in progress. */
     async runNow(agent: AgentRecord): Promise<RunRecord> {
