@@ -5,7 +5,7 @@ import { errorText } from './errors.ts';
 import { iso, type EventLog } from './event-log.ts';
 import type { HandlerContext, HandlerDefinition, HandlerRegistry, ProgressUpdate } from './handlers.ts';
 import type { Logger } from './logger.ts';
-import type { Taker } from './claims.ts';
+import type { Taker } from './taker.ts';
 import { COMPLETED, fenceOf, type Outcome } from './runs.ts';
 import type { AgentRecord, SchedulerStore } from './store.ts';
 

@@ -11,7 +11,7 @@ import type { HandlerRegistry } from './handlers.ts';
 import { SCHEDULER_DEFAULTS, SHUTDOWN_GRACE_MS } from './limits.ts';
 import { silentLogger, type Logger } from './logger.ts';
 import { catchUpMissedFires, recoverOpenRuns, type Recovery } from './recovery.ts';
-import { createTaker } from './claims.ts';
+import { createTaker } from './taker.ts';
 import { newInstanceId } from './instances.ts';
 import { createRunHandler, RunAbort } from './run-handler.ts';
 import { createRuns, type Runs } from './runs.ts';

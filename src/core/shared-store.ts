@@ -1,6 +1,6 @@
 import type { ActiveRuns } from './active-runs.ts';
 import type { AgentState } from './agent-state.ts';
-import type { Taker } from './claims.ts';
+import type { Taker } from './taker.ts';
 import type { Clock, TimerHandle } from './clock.ts';
 import { errorText } from './errors.ts';
 import type { Executor } from './executor.ts';

@@ -2,7 +2,8 @@ import { silentLogger, type Logger } from '../core/logger.ts';
 import type { AgentRecord, EventRecord, Fence, NewEvent, RunRecord, Store, WriteOp } from '../core/store.ts';
 import { decideClaims, queueOrder } from './claims.ts';
 import { createEventFeed, stampIds } from './event-feed.ts';
-import { agents, events, fromRow, instances, runs, schedules, setColumns, toRow, type Row, type TableSpec } from './tables.ts';
+import { agents, events, fromRow, runs, schedules, setColumns, toRow, type Row, type TableSpec } from './tables.ts';
+import { byNewest, byOldest, createMemoryInstances, extreme } from './memory-rows.ts';
 import { createWriteChain } from './write-batch.ts';
 
 /**
@@ -303,35 +304,3 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
     [Symbol.asyncDispose]: () => chain.settle(),
   };
 }
-
-/** The instances table in memory: rows of its own, never part of a batch (as in storage/instances.ts). */
-function createMemoryInstances(): Pick<Store, 'upsertInstance' | 'heartbeatInstance' | 'stopInstance' | 'listInstances'> {
-  const rows = new Map<string, Row>();
-  const set = (id: string, values: Row) => {
-    const row = rows.get(id);
-    if (row) rows.set(id, { ...row, ...values });
-  };
-  return {
-    upsertInstance: async (instance) => void rows.set(instance.id, toRow(instances, instance)),
-    heartbeatInstance: async (id, at, running) => set(id, { heartbeat_at: at, running }),
-    stopInstance: async (id, at) => set(id, { stopped_at: at, running: 0 }),
-    listInstances: async (aliveSince) =>
-      [...rows.values()]
-        .filter((r) => r['stopped_at'] === null && (r['heartbeat_at'] as number) >= aliveSince)
-        .sort((a, b) => (a['started_at'] as number) - (b['started_at'] as number) || compareIds(a, b))
-        .map((r) => fromRow(instances, r)),
-  };
-}
-
-/** MAX or MIN of a column, null when there are no rows (a spread would overflow the stack on many). */
-function extreme(values: Iterable<number>, pick: (a: number, b: number) => number): number | null {
-  let out: number | null = null;
-  for (const v of values) out = out === null ? v : pick(out, v);
-  return out;
-}
-
-const compareIds = (a: Row, b: Row) => ((a['id'] as string) < (b['id'] as string) ? -1 : (a['id'] as string) > (b['id'] as string) ? 1 : 0);
-/** ORDER BY created_at, id */
-const byOldest = (rows: Row[]) => rows.sort((a, b) => (a['created_at'] as number) - (b['created_at'] as number) || compareIds(a, b));
-/** ORDER BY created_at DESC, id DESC */
-const byNewest = (rows: Row[]) => rows.sort((a, b) => (b['created_at'] as number) - (a['created_at'] as number) || compareIds(b, a));

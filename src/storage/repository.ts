@@ -8,7 +8,8 @@ import { committedEventsAfter, createReads } from './reads.ts';
 import { createInstanceMethods } from './instances.ts';
 import type { Database } from './schema.ts';
 import { createClaimMethods, lockClaimAgents } from './claim-sql.ts';
-import { compileBatch, createStatements, eventStatements, fencedEvents, isSharedDatabase, placeholderOf, takeEventIds, type CompiledBatch } from './sql.ts';
+import { eventStatements, fencedEvents, takeEventIds } from './event-sql.ts';
+import { compileBatch, createStatements, isSharedDatabase, placeholderOf, type CompiledBatch } from './sql.ts';
 import { agents, toRow } from './tables.ts';
 import { createWriteChain } from './write-batch.ts';
 

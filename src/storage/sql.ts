@@ -1,5 +1,5 @@
 import { CompiledQuery, PostgresAdapter, type Kysely } from 'kysely';
-import type { EventRecord, Fence, NewEvent, WriteOp } from '../core/store.ts';
+import type { Fence, NewEvent, WriteOp } from '../core/store.ts';
 import type { Database } from './schema.ts';
 import { counters, events, rowValues, runs, schedules, agents, setColumns, type Row, type SqlType, type TableSpec } from './tables.ts';
 
@@ -11,7 +11,7 @@ import { counters, events, rowValues, runs, schedules, agents, setColumns, type 
  */
 
 /** Rows a multi-row INSERT carries: under SQLite's 32,766 bound parameters at 15 columns a row. */
-const INSERT_CHUNK = 500;
+export const INSERT_CHUNK = 500;
 
 /** Statement texts remembered; past this the cache starts over (shapes repeat, so it refills at once). */
 const STATEMENT_CACHE = 500;
@@ -105,9 +105,9 @@ export function createStatements(placeholder: (n: number) => string) {
     takeEventIds: `UPDATE ${q(counters.table)} SET ${q(counters.columns.value.name)} = ${q(counters.columns.value.name)} + ${placeholder(1)} WHERE ${q(counters.columns.name.name)} = 'event_id' RETURNING ${q(counters.columns.value.name)}`,
   };
 }
-type Statements = ReturnType<typeof createStatements>;
+export type Statements = ReturnType<typeof createStatements>;
 
-function insertRows(out: CompiledQuery[], st: Statements, t: TableSpec, rows: unknown[][], conflict: string): void {
+export function insertRows(out: CompiledQuery[], st: Statements, t: TableSpec, rows: unknown[][], conflict: string): void {
   const per = Math.min(INSERT_CHUNK, rowsPerStatement(t.names.length));
   for (let i = 0; i < rows.length; i += per) {
     const chunk = rows.slice(i, i + per);
@@ -290,32 +290,4 @@ export function compileBatch(db: Kysely<Database>, st: Statements, ops: WriteOp[
     }
   }
   return { queries: out, events: newEvents, ...(eventFences && { eventFences }), ...(guarded && { guarded: [...guarded] }), trims };
-}
-
-/**
- * The events of a batch whose fences hold, checked just before their ids are taken (events are written
- * last, so this is their point of the transaction): one read of the fenced runs' epochs. Refused events
- * never get an id, so the ids of committed events stay consecutive and followers never meet a hole.
- */
-export async function fencedEvents(run: (query: CompiledQuery) => Promise<{ rows: unknown[] }>, db: Kysely<Database>, events: NewEvent[], fences: (Fence | undefined)[]): Promise<NewEvent[]> {
-  const ids = [...new Set(fences.filter((f) => f !== undefined).map((f) => f.runId))];
-  const epochs = new Map<string, number>();
-  for (let i = 0; i < ids.length; i += INSERT_CHUNK) {
-    const rows = (await run(db.selectFrom('runs').select(['id', 'epoch']).where('id', 'in', ids.slice(i, i + INSERT_CHUNK)).compile())).rows as { id: string; epoch: unknown }[];
-    for (const r of rows) epochs.set(r.id, Number(r.epoch));
-  }
-  return events.filter((_, i) => {
-    const f = fences[i];
-    return f === undefined || epochs.get(f.runId) === f.epoch;
-  });
-}
-
-/** The counter update that takes `n` event ids; its one row's `value` is the last id taken. */
-export const takeEventIds = (st: Statements, n: number): CompiledQuery<{ value: unknown }> => CompiledQuery.raw(st.takeEventIds, [n]);
-
-/** The INSERTs of events whose ids are stamped. A clash is an error, never skipped: the counter is the one source of ids. */
-export function eventStatements(st: Statements, records: EventRecord[]): CompiledQuery[] {
-  const out: CompiledQuery[] = [];
-  insertRows(out, st, events, records.map((e) => rowValues(events, e)), '');
-  return out;
 }

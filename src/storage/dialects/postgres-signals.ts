@@ -3,6 +3,7 @@ import { retryDelay, type RetryPolicy } from '../../core/backoff.ts';
 import { systemClock, type Clock, type TimerHandle } from '../../core/clock.ts';
 import { errorText } from '../../core/errors.ts';
 import { silentLogger, type Logger } from '../../core/logger.ts';
+import { endClient } from './pg-client.ts';
 import {
   channelName,
   checkSignalPayload,
@@ -46,8 +47,6 @@ export interface PostgresSignalsOptions {
 
 /** A connection attempt that hangs (a host that swallows packets) fails after this long and is retried. */
 const CONNECT_TIMEOUT_MS = 5_000;
-/** close() waits this long for the server's goodbye, then destroys the socket (a dead network never answers). */
-const END_TIMEOUT_MS = 1_000;
 /**
  * NOTIFYs sent but not yet answered. A stalled connection would otherwise queue them without bound; past
  * this they are dropped, which is allowed: a signal is a hint, and the owner reconciles on reconnect.
@@ -156,7 +155,7 @@ export function createPostgresSignals(options: PostgresSignalsOptions): Signals 
     listened.clear();
     probeTimer?.cancel();
     probeTimer = null;
-    void endClient(c);
+    void endClient(clock, c);
     if (closed) return;
     outage = true;
     failures++;
@@ -216,28 +215,6 @@ export function createPostgresSignals(options: PostgresSignalsOptions): Signals 
     }, probeIntervalMs);
   }
 
-  /** Ends `c` and resolves once its socket is gone; never rejects. */
-  function endClient(c: pg.Client): Promise<void> {
-    return new Promise<void>((resolve) => {
-      // pg's end() waits for the server to close its side; over a dead network it never does, and pg has no
-      // public destroy, so after END_TIMEOUT_MS the socket is destroyed through the client's connection.
-      const timer = clock.setTimer(() => {
-        (c as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
-        resolve();
-      }, END_TIMEOUT_MS);
-      c.end().then(
-        () => {
-          timer.cancel();
-          resolve();
-        },
-        () => {
-          timer.cancel();
-          resolve();
-        },
-      );
-    });
-  }
-
   const inSync = () => {
     const want = registry.channels();
     return want.length === listened.size && want.every((ch) => listened.has(ch));
@@ -268,7 +245,7 @@ export function createPostgresSignals(options: PostgresSignalsOptions): Signals 
     client = live = null;
     up = false;
     closing = (async () => {
-      if (c) await endClient(c);
+      if (c) await endClient(clock, c);
       // Queries still queued on `c` were failed by end(); let their handlers finish before resolving.
       await syncing;
     })();

@@ -1,0 +1,35 @@
+import { CompiledQuery, type Kysely } from 'kysely';
+import type { EventRecord, Fence, NewEvent } from '../core/store.ts';
+import type { Database } from './schema.ts';
+import { INSERT_CHUNK, insertRows, type Statements } from './sql.ts';
+import { events, rowValues } from './tables.ts';
+
+/** The SQL that numbers and stores a batch's events, last in its transaction (README, "How the engine works"). */
+
+/**
+ * The events of a batch whose fences hold, checked just before their ids are taken (events are written
+ * last, so this is their point of the transaction): one read of the fenced runs' epochs. Refused events
+ * never get an id, so the ids of committed events stay consecutive and followers never meet a hole.
+ */
+export async function fencedEvents(run: (query: CompiledQuery) => Promise<{ rows: unknown[] }>, db: Kysely<Database>, events: NewEvent[], fences: (Fence | undefined)[]): Promise<NewEvent[]> {
+  const ids = [...new Set(fences.filter((f) => f !== undefined).map((f) => f.runId))];
+  const epochs = new Map<string, number>();
+  for (let i = 0; i < ids.length; i += INSERT_CHUNK) {
+    const rows = (await run(db.selectFrom('runs').select(['id', 'epoch']).where('id', 'in', ids.slice(i, i + INSERT_CHUNK)).compile())).rows as { id: string; epoch: unknown }[];
+    for (const r of rows) epochs.set(r.id, Number(r.epoch));
+  }
+  return events.filter((_, i) => {
+    const f = fences[i];
+    return f === undefined || epochs.get(f.runId) === f.epoch;
+  });
+}
+
+/** The counter update that takes `n` event ids; its one row's `value` is the last id taken. */
+export const takeEventIds = (st: Statements, n: number): CompiledQuery<{ value: unknown }> => CompiledQuery.raw(st.takeEventIds, [n]);
+
+/** The INSERTs of events whose ids are stamped. A clash is an error, never skipped: the counter is the one source of ids. */
+export function eventStatements(st: Statements, records: EventRecord[]): CompiledQuery[] {
+  const out: CompiledQuery[] = [];
+  insertRows(out, st, events, records.map((e) => rowValues(events, e)), '');
+  return out;
+}
