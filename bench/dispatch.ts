@@ -36,7 +36,7 @@ async function ours(dbFile: string): Promise<number> {
   const t = clock.now();
   const agents: AgentRecord[] = Array.from({ length: N }, (_, i) => ({
     id: `a${i}`, owner: 'bench', name: `a${i}`, handler: 'noop', config: {}, description: null, timeoutMs: null, maxRetries: null,
-    status: 'IDLE', lastRunAt: null, lastError: null, retryCount: 0, backoffUntil: null, createdAt: t, updatedAt: t,
+    status: 'IDLE', lastRunAt: null, lastError: null, retryCount: 0, backoffUntil: null, budget: null, createdAt: t, updatedAt: t,
   }));
   for (let i = 0; i < N; i += 500) await db.insertInto('agents').values(agents.slice(i, i + 500).map((a) => ({ id: a.id, owner: a.owner, name: a.name, handler: a.handler, config: '{}', description: null, timeout_ms: null, max_retries: null, status: 'IDLE', last_run_at: null, last_error: null, retry_count: 0, backoff_until: null, created_at: t, updated_at: t }))).execute();
   const setupStart = performance.now();

@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from './core/logger.ts';
 import { createScheduler } from './core/scheduler.ts';
 import { createLocalSignals, type Signals } from './core/signals.ts';
 import { demoHandler } from './handlers/demo.ts';
+import { createLlmHandler } from './handlers/llm.ts';
 import { createWebhookHandler } from './handlers/webhook.ts';
 import { createAuth } from './services/auth.ts';
 import { createHealth } from './services/health.ts';
@@ -35,8 +36,14 @@ export interface AppOptions {
   jwtSecret: string;
   /** HMAC key for webhook signatures. */
   webhookSecret: string;
-  /** Handlers an embedding app adds beside `demo` and `webhook`. */
+  /** Handlers an embedding app adds beside `demo`, `webhook` and `llm`. */
   handlers?: HandlerDefinition<never>[];
+  /**
+   * Where an `llm` agent's `apiKeyEnv` is read, at run time (the runtime entries pass the process
+   * environment). Read only for the variable an agent names; never stored, logged or echoed.
+   * @default {} (no keys)
+   */
+  env?: Readonly<Record<string, string | undefined>>;
   /** @default systemClock */
   clock?: Clock;
   /** @default silentLogger */
@@ -75,6 +82,7 @@ export async function createApp(options: AppOptions) {
   const logger = options.logger ?? silentLogger;
   const auth = createAuth({ secret: options.jwtSecret, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE });
   const clock = options.clock ?? systemClock;
+  const env = options.env ?? {};
   const db = new Kysely<Database>({ dialect: options.dialect });
   await migrate(db);
   const signals: Signals = options.signals ?? (isPostgresUrl(config.DATABASE_URL)
@@ -94,6 +102,7 @@ export async function createApp(options: AppOptions) {
   const handlers: HandlerRegistry = createHandlerRegistry([
     demoHandler as HandlerDefinition<never>,
     createWebhookHandler({ allowedHosts: config.WEBHOOK_ALLOWED_HOSTS, signingSecret: options.webhookSecret }) as HandlerDefinition<never>,
+    createLlmHandler({ allowedHosts: config.LLM_ALLOWED_HOSTS, env: (name) => env[name], clock }) as HandlerDefinition<never>,
     ...(options.handlers ?? []),
   ]);
 
@@ -122,6 +131,7 @@ export async function createApp(options: AppOptions) {
     retry: { baseDelayMs: config.RETRY_BASE_DELAY_MS, maxDelayMs: config.RETRY_MAX_DELAY_MS },
     timeoutMs: config.AGENT_TIMEOUT_MS,
     runHistoryLimit: config.RUN_HISTORY_LIMIT,
+    prices: config.LLM_PRICES,
     eventRetentionMs: config.EVENT_RETENTION_MS,
     instanceId: instance.id,
     leaseMs: config.INSTANCE_LEASE_MS,

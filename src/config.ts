@@ -24,6 +24,23 @@ const hostList = z
 /** `postgres://…` or `postgresql://…`: the one test for "this database is PostgreSQL", used wherever a driver is picked. */
 export const isPostgresUrl = (url: string): boolean => /^postgres(ql)?:\/\//.test(url);
 
+const price = z.strictObject({
+  inputPerMTok: z.number({ error: 'expected a number of USD per million input tokens' }).nonnegative(),
+  outputPerMTok: z.number({ error: 'expected a number of USD per million output tokens' }).nonnegative(),
+});
+/** `{ "<model>": { "inputPerMTok": 2.5, "outputPerMTok": 10 } }`: USD per million tokens (CONTRACT §9). */
+const prices = z
+  .string()
+  .transform((s, ctx) => {
+    try {
+      return JSON.parse(s) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'expected JSON such as {"gpt-4o":{"inputPerMTok":2.5,"outputPerMTok":10}}' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.record(z.string(), price, { error: 'expected an object of models, each { inputPerMTok, outputPerMTok }' }));
+
 const databaseUrl = z
   .string()
   .trim()
@@ -48,6 +65,10 @@ const envSchema = z.object({
   AGENT_TIMEOUT_MS: intFrom(1).default(D.AGENT_TIMEOUT_MS),
   WEBHOOK_ALLOWED_HOSTS: hostList.default(['localhost', '127.0.0.1', '::1']),
   WEBHOOK_SIGNING_SECRET: z.string().min(1).optional(),
+  /** Hosts an `llm` agent's baseUrl may name; the same rules as WEBHOOK_ALLOWED_HOSTS. */
+  LLM_ALLOWED_HOSTS: hostList.default(['localhost', '127.0.0.1', '::1']),
+  /** USD per million tokens by model, pricing usage that comes without a cost. */
+  LLM_PRICES: prices.default({}),
   /** Runs kept per agent; older ones are trimmed. */
   RUN_HISTORY_LIMIT: intFrom(1).default(D.RUN_HISTORY_LIMIT),
   /** How long stored events are kept for stream resume; never under an hour, so a client can resume after a short outage. */
@@ -99,5 +120,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       `Invalid environment variable INSTANCE_LEASE_MS: expected more than INSTANCE_HEARTBEAT_MS (${cfg.INSTANCE_HEARTBEAT_MS}), got ${cfg.INSTANCE_LEASE_MS}`,
     );
   }
-  return Object.freeze({ ...cfg, WEBHOOK_ALLOWED_HOSTS: Object.freeze([...cfg.WEBHOOK_ALLOWED_HOSTS]) as string[] });
+  return Object.freeze({
+    ...cfg,
+    WEBHOOK_ALLOWED_HOSTS: Object.freeze([...cfg.WEBHOOK_ALLOWED_HOSTS]) as string[],
+    LLM_ALLOWED_HOSTS: Object.freeze([...cfg.LLM_ALLOWED_HOSTS]) as string[],
+    LLM_PRICES: Object.freeze({ ...cfg.LLM_PRICES }),
+  });
 }

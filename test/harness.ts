@@ -10,6 +10,7 @@ import { createApp, type App } from '../src/app.ts';
 import { isPostgresUrl, loadConfig, type Config } from '../src/config.ts';
 import { createManualClock, type Clock, type ManualClock } from '../src/core/clock.ts';
 import type { EventBus } from '../src/core/events.ts';
+import type { Logger } from '../src/core/logger.ts';
 import { SCHEDULER_DEFAULTS } from '../src/core/limits.ts';
 import { createHandlerRegistry, type HandlerContext, type HandlerDefinition } from '../src/core/handlers.ts';
 import { createScheduler, type Scheduler, type SchedulerOptions } from '../src/core/scheduler.ts';
@@ -89,7 +90,8 @@ export function nextEvent(app: App, pred: (e: StoredEvent) => boolean, timeoutMs
 
 // ---------- the scheduler alone, on a manual clock ----------
 
-export type Script = (ctx: HandlerContext) => Promise<void>;
+/** One attempt's behaviour; what it resolves to is the run's output. */
+export type Script = (ctx: HandlerContext) => Promise<unknown>;
 
 export interface Harness extends AsyncDisposable {
   clock: ManualClock;
@@ -160,7 +162,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     run: async (ctx) => {
       calls.push(ctx);
       const step = queue.shift();
-      if (step) await step(ctx);
+      return step ? await step(ctx) : undefined;
     },
   };
   const handlers = createHandlerRegistry([scripted as HandlerDefinition<never>, ...(options.extraHandlers ?? [])]);
@@ -186,7 +188,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     async addAgent(id, extra = {}) {
       const a: AgentRecord = {
         id, owner: 'alice', name: id, handler: 'scripted', config: {}, description: null, timeoutMs: null, maxRetries: null,
-        status: 'IDLE', lastRunAt: null, lastError: null, retryCount: 0, backoffUntil: null, createdAt: clock.now(), updatedAt: clock.now(), ...extra,
+        status: 'IDLE', lastRunAt: null, lastError: null, retryCount: 0, backoffUntil: null, budget: null, createdAt: clock.now(), updatedAt: clock.now(), ...extra,
       };
       await repo.insertAgent(a);
       return a;
@@ -308,7 +310,7 @@ export async function testDatabase(): Promise<TestDatabase> {
   };
 }
 
-export async function startServer(opts: { env?: Record<string, string>; handlers?: HandlerDefinition<never>[]; clock?: Clock; dbFile?: string } = {}): Promise<TestServer> {
+export async function startServer(opts: { env?: Record<string, string>; handlers?: HandlerDefinition<never>[]; clock?: Clock; dbFile?: string; logger?: Logger } = {}): Promise<TestServer> {
   // A SQLite file is asked for by tests of files (restarts on the same data); they stay on SQLite.
   const db: TestDatabase = opts.dbFile
     ? { url: `file:${opts.dbFile}`, dialect: betterSqliteDialect(`file:${opts.dbFile}`), async [Symbol.asyncDispose]() {} }
@@ -322,6 +324,9 @@ export async function startServer(opts: { env?: Record<string, string>; handlers
     webhookSecret: config.WEBHOOK_SIGNING_SECRET ?? 'webhook-secret',
     handlers: opts.handlers,
     clock: opts.clock,
+    // The same variables serve as the process environment an `llm` agent's key is read from.
+    env: { ...opts.env },
+    ...(opts.logger && { logger: opts.logger }),
   }).catch(async (err: unknown) => {
     await db[Symbol.asyncDispose](); // a server that never started leaves no schema behind
     throw err;

@@ -63,16 +63,16 @@ if (TEST_POSTGRES_URL) stores.push(['postgres', postgres]);
 
 const agent = (id: string): AgentRecord => ({
   id, owner: 'alice', name: id, handler: 'demo', config: {}, description: null, timeoutMs: null, maxRetries: null,
-  status: 'IDLE', lastRunAt: null, lastError: null, retryCount: 0, backoffUntil: null, createdAt: 1, updatedAt: 1,
+  status: 'IDLE', lastRunAt: null, lastError: null, retryCount: 0, backoffUntil: null, budget: null, createdAt: 1, updatedAt: 1,
 });
 const schedule = (agentId: string, extra: Partial<ScheduleRecord>): ScheduleRecord => ({
   agentId, jobId: agentId, expression: '@daily', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: true,
-  nextRunAt: null, revision: 1, changedAt: 1, createdAt: 1, updatedAt: 1, ...extra,
+  nextRunAt: null, pauseReason: null, resumeAt: null, revision: 1, changedAt: 1, createdAt: 1, updatedAt: 1, ...extra,
 });
 const run = (id: string, agentId: string, extra: Partial<RunRecord>): RunRecord => ({
   id, agentId, jobId: agentId, trigger: 'manual', attempt: 1, status: 'queued', priority: 2, scheduledAt: 1000,
   startedAt: null, finishedAt: null, durationMs: null, progress: null, error: null, dedupeKey: null, instanceId: null,
-  epoch: 0, leaseUntil: null, cancelRequestedAt: null, createdAt: 1, ...extra,
+  epoch: 0, leaseUntil: null, cancelRequestedAt: null, output: null, outputTruncated: false, usageModel: null, inputTokens: null, outputTokens: null, costUsd: null, createdAt: 1, ...extra,
 });
 
 describe.each(stores)('clusterFigures on %s', (_name, open) => {

@@ -71,14 +71,14 @@ const stores: [string, () => Promise<Store>][] = [
 
 const agent = (id: string, owner = 'alice', extra: Partial<AgentRecord> = {}): AgentRecord => ({
   id, owner, name: id, handler: 'demo', config: { steps: 2 }, description: null, timeoutMs: null, maxRetries: null,
-  status: 'IDLE', lastRunAt: null, lastError: null, retryCount: 0, backoffUntil: null, createdAt: 1, updatedAt: 1, ...extra,
+  status: 'IDLE', lastRunAt: null, lastError: null, retryCount: 0, backoffUntil: null, budget: null, createdAt: 1, updatedAt: 1, ...extra,
 });
 const run = (id: string, agentId: string, createdAt: number, extra: Partial<RunRecord> = {}): RunRecord => ({
   id, agentId, jobId: agentId, trigger: 'schedule', attempt: 1, status: 'queued', priority: 2, scheduledAt: createdAt,
-  startedAt: null, finishedAt: null, durationMs: null, progress: null, error: null, dedupeKey: null, instanceId: null, epoch: 0, leaseUntil: null, cancelRequestedAt: null, createdAt, ...extra,
+  startedAt: null, finishedAt: null, durationMs: null, progress: null, error: null, dedupeKey: null, instanceId: null, epoch: 0, leaseUntil: null, cancelRequestedAt: null, output: null, outputTruncated: false, usageModel: null, inputTokens: null, outputTokens: null, costUsd: null, createdAt, ...extra,
 });
 const schedule = (agentId: string, extra: Partial<ScheduleRecord> = {}): ScheduleRecord => ({
-  agentId, jobId: agentId, expression: '@daily', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: true, nextRunAt: null, revision: 0, changedAt: 1, createdAt: 1, updatedAt: 1, ...extra,
+  agentId, jobId: agentId, expression: '@daily', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: true, nextRunAt: null, pauseReason: null, resumeAt: null, revision: 0, changedAt: 1, createdAt: 1, updatedAt: 1, ...extra,
 });
 
 describe.each(stores)('storage contract on %s', (_name, open) => {
@@ -781,7 +781,7 @@ describe.skipIf(!pgUrl)('events across instances on one postgres', () => {
 });
 
 /** Declared column types as each dialect reports them, in the portable vocabulary of tables.ts. */
-const SQL_TYPE: Record<string, SqlType> = { text: 'text', varchar: 'text', bigint: 'bigint', int8: 'bigint', integer: 'integer', int4: 'integer', real: 'real', float4: 'real' };
+const SQL_TYPE: Record<string, SqlType> = { text: 'text', varchar: 'text', bigint: 'bigint', int8: 'bigint', integer: 'integer', int4: 'integer', real: 'real', float4: 'real', 'double precision': 'double precision', float8: 'double precision' };
 
 describe.each(sqlDialects)('schema on %s', (_name, open) => {
   it('has exactly the columns of the specs in tables.ts, with their types and nullability', async () => {

@@ -9,10 +9,39 @@ export interface ProgressUpdate {
   message?: string;
   currentStep?: string | number;
   totalSteps?: number;
+  /** The text added since the previous update (an `llm` run's streamed tokens): carried on the event as `delta`. */
+  delta?: string;
+}
+
+/** What a run used, as a handler reports it (`ctx.reportUsage`); `costUsd` left out is priced from LLM_PRICES. */
+export interface UsageReport {
+  model: string;
+  inputTokens: number;
+  outputTokens: number;
+  /** @default computed from LLM_PRICES for `model`, else null */
+  costUsd?: number | null;
+}
+
+/**
+ * A failure that tells the retry policy what to do with it (CONTRACT §9): `retryable: false` fails the run
+ * without retries while its schedule goes on (a `400` from a model server, a missing key); `retryAfterMs`
+ * makes the next retry wait at least that long (a `429`'s `Retry-After`), never past RETRY_MAX_DELAY_MS.
+ * Any other error a handler throws is retried by the policy.
+ */
+export class HandlerError extends Error {
+  override name = 'HandlerError';
+  readonly retryable: boolean;
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, options: { retryable?: boolean; retryAfterMs?: number } = {}) {
+    super(message);
+    this.retryable = options.retryable ?? true;
+    this.retryAfterMs = options.retryAfterMs;
+  }
 }
 
 export interface HandlerContext<Config = Record<string, unknown>> {
   agentId: string;
+  agentName: string;
   jobId: string;
   runId: string;
   /** 1 for the first try, 2 for the first retry, … */
@@ -23,6 +52,10 @@ export interface HandlerContext<Config = Record<string, unknown>> {
   /** Fires on timeout, cancel, agent deletion and shutdown; `signal.reason` says which. */
   signal: AbortSignal;
   progress(update: ProgressUpdate): void;
+  /** Records what the run used (the last report wins); priced from LLM_PRICES when `costUsd` is left out. */
+  reportUsage(usage: UsageReport): void;
+  /** The output of the agent's last completed run, or `''` (read only when asked: the `{{lastOutput}}` of templates). */
+  lastOutput(): Promise<string>;
   log: Logger;
 }
 
@@ -32,7 +65,11 @@ export interface HandlerDefinition<Config = Record<string, unknown>> {
   config: z.ZodType<Config>;
   /** Extra checks beyond the schema (for example allowed webhook hosts); throw a DomainError to refuse. */
   check?(config: Config): void;
-  run(ctx: HandlerContext<Config>): Promise<void>;
+  /**
+   * Does the work. What it resolves to is the run's `output`: a string as it is, anything else but
+   * `undefined`/`null` JSON-serialised (at most 256 KiB of UTF-8 kept, `outputTruncated` beyond).
+   */
+  run(ctx: HandlerContext<Config>): Promise<unknown>;
 }
 
 /**

@@ -87,3 +87,10 @@ export const QUEUE_POLL_MS = 1000;
  * whose revision no longer matches). @default 5000
  */
 export const SCHEDULE_RECONCILE_MS = 5000;
+
+// ---------- AI agents (CONTRACT §9) ----------
+
+/** The most of a run's output kept, in bytes of UTF-8; a longer one keeps its start and is flagged `outputTruncated`. @default 262144 (256 KiB) */
+export const OUTPUT_MAX_BYTES = 256 * 1024;
+/** The characters of a run's output a runs list carries (`outputPreview`). @default 500 */
+export const OUTPUT_PREVIEW_CHARS = 500;

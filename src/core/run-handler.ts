@@ -3,7 +3,7 @@ import type { AgentState } from './agent-state.ts';
 import type { Clock } from './clock.ts';
 import { errorText } from './errors.ts';
 import { iso, type EventLog } from './event-log.ts';
-import type { HandlerContext, HandlerDefinition, HandlerRegistry, ProgressUpdate } from './handlers.ts';
+import { HandlerError, type HandlerContext, type HandlerDefinition, type HandlerRegistry, type ProgressUpdate, type UsageReport } from './handlers.ts';
 import type { Logger } from './logger.ts';
 import type { Taker } from './taker.ts';
 import { COMPLETED, fenceOf, type Outcome } from './runs.ts';
@@ -21,8 +21,7 @@ export class RunAbort extends Error {
   }
 }
 
-type Settled = { ok: true } | { ok: false; err: unknown };
-const RESOLVED: Settled = Object.freeze({ ok: true as const });
+type Settled = { ok: true; value: unknown } | { ok: false; err: unknown };
 
 /**
  * One promise that settles on whichever comes first, the handler or its signal: an abort frees the
@@ -33,25 +32,48 @@ function race(handler: HandlerDefinition<unknown>, ctx: HandlerContext<unknown>)
   return new Promise<Settled>((resolve) => {
     if (signal.aborted) return resolve({ ok: false, err: signal.reason });
     signal.addEventListener('abort', () => resolve({ ok: false, err: signal.reason }), { once: true });
-    let running: Promise<void>;
+    let running: Promise<unknown>;
     try {
       running = handler.run(ctx);
     } catch (err) {
       return resolve({ ok: false, err });
     }
     Promise.resolve(running).then(
-      () => resolve(RESOLVED),
+      (value) => resolve({ ok: true, value }),
       (err: unknown) => resolve({ ok: false, err }),
     );
   });
 }
 
-/** How a settled handler ends its run: an abort wins over a late success; cancel and delete are not failures. */
+/**
+ * How a settled handler ends its run: an abort wins over a late success; cancel and delete are not failures.
+ * A failure that says how to retry it (`HandlerError`, matched by its fields so a handler built against another
+ * copy of this module is understood too) keeps what it says.
+ */
 function outcomeOf(settled: Settled, signal: AbortSignal): Outcome {
-  if (settled.ok && !signal.aborted) return COMPLETED;
+  if (settled.ok && !signal.aborted) return settled.value === undefined ? COMPLETED : { kind: 'completed', output: settled.value };
   const reason = signal.aborted ? signal.reason : settled.ok ? undefined : settled.err;
   if (reason instanceof RunAbort && (reason.kind === 'cancel' || reason.kind === 'deleted')) return { kind: 'cancelled', error: reason.message };
-  return { kind: 'failed', error: errorText(reason) };
+  const failed: Outcome & { kind: 'failed' } = { kind: 'failed', error: errorText(reason) };
+  if (reason instanceof HandlerError || (reason instanceof Error && reason.name === 'HandlerError')) {
+    const { retryable, retryAfterMs } = reason as HandlerError;
+    if (retryable === false) failed.retryable = false;
+    if (typeof retryAfterMs === 'number' && Number.isFinite(retryAfterMs) && retryAfterMs > 0) failed.retryAfterMs = retryAfterMs;
+  }
+  return failed;
+}
+
+/** USD per million tokens, by model (LLM_PRICES). */
+export type Prices = Readonly<Record<string, { inputPerMTok: number; outputPerMTok: number }>>;
+
+const tokens = (n: unknown): number => (typeof n === 'number' && Number.isFinite(n) && n > 0 ? Math.round(n) : 0);
+
+/** A report's cost: as given, else from `prices` for its model, else null. */
+export function costOf(usage: UsageReport, prices: Prices): number | null {
+  if (typeof usage.costUsd === 'number' && Number.isFinite(usage.costUsd) && usage.costUsd >= 0) return usage.costUsd;
+  const price = Object.hasOwn(prices, usage.model) ? prices[usage.model] : undefined;
+  if (!price) return null;
+  return (tokens(usage.inputTokens) * price.inputPerMTok + tokens(usage.outputTokens) * price.outputPerMTok) / 1_000_000;
 }
 
 export interface RunHandlerOptions {
@@ -68,6 +90,8 @@ export interface RunHandlerOptions {
   timeoutMs: number;
   /** Hands queued runs to this instance (claims.ts): a run starts only once the database gave it here. */
   taker: Taker;
+  /** Prices a usage report without a cost. @default {} (such a cost stays null) */
+  prices?: Prices;
 }
 
 /** Runs a queued run's handler once it has a slot: started, progress, timeout, and how it ended. */
@@ -75,6 +99,7 @@ export type RunHandler = ReturnType<typeof createRunHandler>;
 
 export function createRunHandler(options: RunHandlerOptions) {
   const { store, clock, log, handlers, agents, active, events, finish, timeoutMs: defaultTimeoutMs, taker } = options;
+  const prices = options.prices ?? {};
   /** Runs between the executor handing them a slot and their finish; stop() waits for them. */
   let executing = 0;
   let idleWaiters: (() => void)[] = [];
@@ -96,8 +121,19 @@ export function createRunHandler(options: RunHandlerOptions) {
       ...(update.message !== undefined && { message: String(update.message) }),
       ...(update.currentStep !== undefined && { currentStep: String(update.currentStep) }),
       ...(update.totalSteps !== undefined && { totalSteps: update.totalSteps }),
+      ...(typeof update.delta === 'string' && { delta: update.delta }),
       timestamp: iso(clock.now())!,
     }, fence);
+  }
+
+  /** Usage reported while the run goes: kept on the run (the last report wins) and written with its end. */
+  function reportUsage(a: ActiveRun, usage: UsageReport): void {
+    if (a.state !== 'running' || !active.holds(a) || !usage || typeof usage !== 'object') return;
+    const { run } = a;
+    run.usageModel = typeof usage.model === 'string' && usage.model !== '' ? usage.model.slice(0, 200) : 'unknown';
+    run.inputTokens = tokens(usage.inputTokens);
+    run.outputTokens = tokens(usage.outputTokens);
+    run.costUsd = costOf({ ...usage, model: run.usageModel }, prices);
   }
 
   /**
@@ -159,6 +195,7 @@ export function createRunHandler(options: RunHandlerOptions) {
       const timeout = clock.setTimer(() => controller.abort(new RunAbort('timeout', `timed out after ${timeoutMs} ms`)), timeoutMs);
       const settled = await race(handler, {
         agentId: agent.id,
+        agentName: agent.name,
         jobId: run.jobId,
         runId: run.id,
         attempt: run.attempt,
@@ -166,6 +203,8 @@ export function createRunHandler(options: RunHandlerOptions) {
         config: agent.config,
         signal: controller.signal,
         progress: (update) => progress(a, update),
+        reportUsage: (usage) => reportUsage(a, usage),
+        lastOutput: async () => (await store.lastOutput(agent.id)) ?? '',
         log,
       });
       timeout.cancel();

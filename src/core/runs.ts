@@ -7,13 +7,59 @@ import { iso, type EventLog } from './event-log.ts';
 import type { Executor } from './executor.ts';
 import type { Schedules } from './schedules.ts';
 import { createClaimer, type Claimer } from './claims.ts';
+import { OUTPUT_MAX_BYTES } from './limits.ts';
 import type { Logger } from './logger.ts';
 import type { AgentRecord, ClaimOutcome, Fence, RunClaim, RunRecord, SchedulerStore } from './store.ts';
 import type { Timeline } from './timeline.ts';
 
-/** How a run ended. */
-export type Outcome = { kind: 'completed' } | { kind: 'failed'; error: string } | { kind: 'cancelled'; error: string };
+/**
+ * How a run ended. A completed run carries what its handler resolved to (its output); a failure may say
+ * it is not to be retried (`retryable: false`: the schedule goes on) or how long its retry must wait at least.
+ */
+export type Outcome =
+  | { kind: 'completed'; output?: unknown }
+  | { kind: 'failed'; error: string; retryable?: boolean; retryAfterMs?: number }
+  | { kind: 'cancelled'; error: string };
 export const COMPLETED: Outcome = Object.freeze({ kind: 'completed' });
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+/**
+ * A handler's answer as a run's output: a string as it is, anything else JSON-serialised (null when there is
+ * nothing), cut at OUTPUT_MAX_BYTES of UTF-8 on a character boundary.
+ */
+export function outputOf(value: unknown): { output: string | null; truncated: boolean } {
+  if (value === undefined || value === null) return { output: null, truncated: false };
+  let text: string;
+  if (typeof value === 'string') text = value;
+  else {
+    try {
+      text = JSON.stringify(value) ?? String(value);
+    } catch {
+      text = String(value);
+    }
+  }
+  // A UTF-8 character is at most 4 bytes: a text this short cannot be over the cap.
+  if (text.length * 3 <= OUTPUT_MAX_BYTES) return { output: text, truncated: false };
+  const bytes = utf8.encode(text);
+  if (bytes.length <= OUTPUT_MAX_BYTES) return { output: text, truncated: false };
+  let end = OUTPUT_MAX_BYTES;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // back to the start of the character cut in two
+  return { output: fromUtf8.decode(bytes.subarray(0, end)), truncated: true };
+}
+
+/** A run's usage as events and answers carry it: null when nothing was reported. */
+export function usageOf(run: RunRecord): RunUsage | null {
+  if (run.usageModel === null) return null;
+  return { model: run.usageModel, inputTokens: run.inputTokens ?? 0, outputTokens: run.outputTokens ?? 0, costUsd: run.costUsd };
+}
+export interface RunUsage {
+  model: string;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number | null;
+}
 
 /** Whose run it is: a schedule, or the run a retry follows, or (for a manual run) a plain literal. */
 export type RunOwner = Pick<RunRecord, 'agentId' | 'jobId' | 'priority'>;
@@ -41,6 +87,8 @@ export interface RunsOptions {
   maxRetries: number;
   retry: RetryPolicy;
   runHistoryLimit: number;
+  /** A finished run of an agent with a budget reported usage: its period's total is checked (budgets.ts). */
+  onUsage?(agent: AgentRecord): void;
 }
 
 /** A run's life in the scheduler: claimed, queued (now or at its retry time), finished, retried. */
@@ -88,6 +136,12 @@ export function createRuns(options: RunsOptions) {
       epoch: 0,
       leaseUntil: null,
       cancelRequestedAt: null,
+      output: null,
+      outputTruncated: false,
+      usageModel: null,
+      inputTokens: null,
+      outputTokens: null,
+      costUsd: null,
       createdAt: clock.now(),
     };
   }
@@ -148,11 +202,16 @@ export function createRuns(options: RunsOptions) {
     } else finishedSinceTrim.set(agentId, n);
   }
 
-  /** When a failed run's next attempt is due: base·2^(n-1) from now, or null once `maxRetries` retries are used or the schedule is paused. */
-  function retryAt(run: RunRecord, agent: AgentRecord, paused: boolean, now: number): number | null {
+  /**
+   * When a failed run's next attempt is due: base·2^(n-1) from now — at least the failure's `retryAfterMs`
+   * (a 429's Retry-After), never past the policy's cap — or null once `maxRetries` retries are used or the
+   * schedule is paused.
+   */
+  function retryAt(run: RunRecord, agent: AgentRecord, paused: boolean, now: number, retryAfterMs: number | undefined): number | null {
     const retriesDone = run.attempt - 1;
     if (paused || retriesDone >= (agent.maxRetries ?? maxRetries)) return null;
-    return now + retryDelay(retriesDone + 1, retry);
+    const backoff = retryDelay(retriesDone + 1, retry);
+    return now + (retryAfterMs === undefined ? backoff : Math.min(Math.max(backoff, retryAfterMs), retry.maxDelayMs));
   }
 
   /**
@@ -170,9 +229,21 @@ export function createRuns(options: RunsOptions) {
     run.durationMs = run.startedAt === null ? null : now - run.startedAt;
     run.error = outcome.kind === 'completed' ? null : outcome.error;
     run.leaseUntil = null;
-    store.write({ op: 'run.update', id: run.id, set: { status: run.status, finishedAt: now, durationMs: run.durationMs, error: run.error, leaseUntil: null }, fence });
+    const set: Partial<RunRecord> = { status: run.status, finishedAt: now, durationMs: run.durationMs, error: run.error, leaseUntil: null };
+    if (outcome.kind === 'completed' && outcome.output !== undefined) {
+      const { output, truncated } = outputOf(outcome.output);
+      run.output = output;
+      run.outputTruncated = truncated;
+      set.output = output;
+      set.outputTruncated = truncated;
+    }
+    // Usage reported while the run went (ctx.reportUsage) is written with its end, whatever the end.
+    if (run.usageModel !== null) Object.assign(set, { usageModel: run.usageModel, inputTokens: run.inputTokens, outputTokens: run.outputTokens, costUsd: run.costUsd });
+    store.write({ op: 'run.update', id: run.id, set, fence });
     noteFinished(run.agentId);
     if (!agent) return;
+    const usage = usageOf(run);
+    if (usage && agent.budget) options.onUsage?.(agent);
     // Payloads are written out whole, keys in the order they have on the wire (no spread of a shared base).
     const timestamp = iso(now)!;
     if (wasRunning) agent.lastRunAt = run.startedAt;
@@ -180,7 +251,7 @@ export function createRuns(options: RunsOptions) {
     if (outcome.kind === 'completed') {
       agent.lastError = null;
       agents.write(agent, { lastRunAt: agent.lastRunAt, lastError: null, retryCount: 0, backoffUntil: null, status: agents.restingStatus(agent) }, fence);
-      events.emit('agent:completed', agent.id, { agentId: agent.id, jobId: run.jobId, runId: run.id, timestamp, attempt: run.attempt, status: 'completed', duration: run.durationMs ?? 0 }, fence);
+      events.emit('agent:completed', agent.id, { agentId: agent.id, jobId: run.jobId, runId: run.id, timestamp, attempt: run.attempt, status: 'completed', duration: run.durationMs ?? 0, usage }, fence);
       return;
     }
     if (outcome.kind === 'cancelled') {
@@ -190,8 +261,12 @@ export function createRuns(options: RunsOptions) {
     }
 
     const schedule = schedules.get(agent.id);
-    const at = retryAt(run, agent, schedule?.paused === true, now);
-    if (at !== null) {
+    const retryable = outcome.retryable !== false;
+    const at = retryable ? retryAt(run, agent, schedule?.paused === true, now, outcome.retryAfterMs) : null;
+    if (!retryable) {
+      // Not worth trying again (a 400, a missing key): this run failed, the schedule goes on.
+      agents.write(agent, { lastRunAt: agent.lastRunAt, lastError: outcome.error, retryCount: 0, backoffUntil: null, status: agents.restingStatus(agent) }, fence);
+    } else if (at !== null) {
       agents.write(agent, { lastRunAt: agent.lastRunAt, lastError: outcome.error, retryCount: run.attempt, backoffUntil: at, status: 'IDLE' }, fence);
       // The retry is a queued row due at `at`; this instance holds it on its timeline and takes it then.
       const next = newRun(run, 'retry', run.attempt + 1, at, retryKey(run.id));
@@ -203,7 +278,7 @@ export function createRuns(options: RunsOptions) {
     }
     events.emit('agent:failed', agent.id, {
       agentId: agent.id, jobId: run.jobId, runId: run.id, timestamp,
-      attempt: run.attempt, status: 'failed', error: outcome.error, willRetry: at !== null, nextRetryAt: iso(at),
+      attempt: run.attempt, status: 'failed', error: outcome.error, willRetry: at !== null, nextRetryAt: iso(at), usage,
     }, fence);
   }
 

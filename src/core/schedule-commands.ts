@@ -1,6 +1,7 @@
 import { PRIORITY_LEVELS } from './executor.ts';
 import type { ActiveRuns } from './active-runs.ts';
 import type { AgentState } from './agent-state.ts';
+import type { Crossing } from './budgets.ts';
 import type { Clock } from './clock.ts';
 import { validateCron } from './cron.ts';
 import { badRequest, conflict, notFound } from './errors.ts';
@@ -25,7 +26,7 @@ export interface ScheduleCommandsOptions {
   onScheduleChange?(agentId: string): void;
 }
 
-/** The schedule commands the services call: set, remove, pause, resume (README, "Concepts"). */
+/** The schedule commands the services call: set, remove, pause, resume (README, "Concepts"); and a budget's pause and resume. */
 export function createScheduleCommands({ store, clock, schedules, agents, active, runs, events, status, fresh, onScheduleChange }: ScheduleCommandsOptions) {
   function changedSchedule(agentId: string): void {
     onScheduleChange?.(agentId);
@@ -111,6 +112,57 @@ export function createScheduleCommands({ store, clock, schedules, agents, active
         events.emit('agent:paused', agentId, { agentId, jobId, status: 'paused', timestamp: iso(clock.now())! });
         status.changed();
       }
+      await store.flush();
+      changedSchedule(agentId);
+    },
+
+    /**
+     * The agent's budget is spent (budgets.ts): `agent:budget-exceeded`, then its job is paused until the
+     * next period (`agent:paused`) — a run already going finishes — and a pending retry is dropped. A job
+     * already paused stays as it is; an agent without a schedule only gets the event (its manual runs are 409s).
+     */
+    async pauseForBudget(agentId: string, crossing: Crossing): Promise<void> {
+      await fresh(agentId);
+      const before = schedules.get(agentId);
+      if (before?.paused) return;
+      const revision = await schedules.nextRevision();
+      const s = schedules.get(agentId);
+      if (s?.paused) return;
+      const now = clock.now();
+      const jobId = s?.jobId ?? agentId;
+      events.emit('agent:budget-exceeded', agentId, {
+        agentId, jobId, period: crossing.period, costUsd: crossing.costUsd, tokens: crossing.tokens, resumesAt: iso(crossing.resumesAt)!, timestamp: iso(now)!,
+      });
+      if (s) {
+        dropOpen(agentId, [], 'dropped: budget exceeded');
+        schedules.pause(s, revision, 'budget', crossing.resumesAt);
+        const agent = await agents.load(agentId);
+        if (agent && active.ofAgent(agentId)?.state !== 'running') agents.write(agent, { status: 'PAUSED', retryCount: 0, backoffUntil: null });
+        events.emit('agent:paused', agentId, { agentId, jobId, status: 'paused', timestamp: iso(now)! });
+        status.changed();
+      }
+      await store.flush();
+      if (s) changedSchedule(agentId);
+    },
+
+    /**
+     * A budget pause's time came (planned under `version`): resumed by whichever instance's conditional
+     * update lands first (`endBudgetPause`), which alone sends `agent:resumed`; the others see the change.
+     */
+    async resumeFromBudget(agentId: string, version: number): Promise<void> {
+      const s = schedules.get(agentId);
+      if (!s || s.version !== version || !s.paused || s.pauseReason !== 'budget') return;
+      const revision = await schedules.nextRevision();
+      const won = await store.endBudgetPause(agentId, s.revision, { paused: false, pauseReason: null, resumeAt: null, revision, changedAt: clock.now() });
+      if (!won) {
+        await fresh(agentId); // resumed elsewhere, or changed through the API meanwhile
+        return;
+      }
+      if (schedules.get(agentId) !== s) return;
+      schedules.resume(s, revision);
+      await settleStatus(agentId);
+      events.emit('agent:resumed', agentId, { agentId, jobId: s.jobId, status: 'resumed', nextRunAt: iso(s.nextRunAt), timestamp: iso(clock.now())! });
+      status.changed();
       await store.flush();
       changedSchedule(agentId);
     },

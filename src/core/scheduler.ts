@@ -2,6 +2,7 @@ import { PRIORITIES } from '../schemas/common.ts';
 import { createActiveRuns } from './active-runs.ts';
 import { createAgentState, type AgentPatch } from './agent-state.ts';
 import type { RetryPolicy } from './backoff.ts';
+import { createBudgets } from './budgets.ts';
 import { systemClock, type Clock, type TimerHandle } from './clock.ts';
 import { conflict, errorText } from './errors.ts';
 import { createEventLog } from './event-log.ts';
@@ -13,7 +14,7 @@ import { silentLogger, type Logger } from './logger.ts';
 import { catchUpMissedFires, recoverOpenRuns, type Recovery } from './recovery.ts';
 import { createTaker } from './taker.ts';
 import { newInstanceId } from './instances.ts';
-import { createRunHandler, RunAbort } from './run-handler.ts';
+import { createRunHandler, RunAbort, type Prices } from './run-handler.ts';
 import { createRuns, type Runs } from './runs.ts';
 import { createSchedules } from './schedules.ts';
 import { createScheduleCommands } from './schedule-commands.ts';
@@ -57,6 +58,8 @@ export interface SchedulerOptions {
   onCancelElsewhere?(runId: string): void;
   /** The status's `maxConcurrentAgents`: the sum over live instances. @default () => maxConcurrent (this one alone) */
   capacity?: () => number;
+  /** USD per million tokens by model (LLM_PRICES): prices a usage report that gives no cost. @default {} */
+  prices?: Prices;
 }
 
 export type Scheduler = ReturnType<typeof createScheduler>;
@@ -110,6 +113,7 @@ export function createScheduler(options: SchedulerOptions) {
     finish: (a, agent, outcome) => runs.finish(a, agent, outcome),
     timeoutMs: options.timeoutMs ?? SCHEDULER_DEFAULTS.AGENT_TIMEOUT_MS,
     taker,
+    ...(options.prices && { prices: options.prices }),
   });
   const runs: Runs = createRuns({
     store, clock, agents, schedules, active, timeline, executor, events,
@@ -119,6 +123,7 @@ export function createScheduler(options: SchedulerOptions) {
     maxRetries: options.maxRetries ?? SCHEDULER_DEFAULTS.MAX_RETRIES,
     retry: options.retry ?? { baseDelayMs: SCHEDULER_DEFAULTS.RETRY_BASE_DELAY_MS, maxDelayMs: SCHEDULER_DEFAULTS.RETRY_MAX_DELAY_MS },
     runHistoryLimit: options.runHistoryLimit ?? SCHEDULER_DEFAULTS.RUN_HISTORY_LIMIT,
+    onUsage: (agent) => budgets.afterUsage(agent),
   });
   const recovery: Recovery = { store, log, agents, active, runs, schedules };
   const shared = createSharedStore({ store, clock, log, lifecycle, schedules, active, agents, executor, runner, taker, status, recovery, instanceId, leaseMs, maxConcurrent });
@@ -129,6 +134,9 @@ export function createScheduler(options: SchedulerOptions) {
       if (s) runs.offer(s, 'schedule', at);
     },
     retry: runs.retryDue,
+    resume(agentId, version) {
+      commands.resumeFromBudget(agentId, version).catch((err: unknown) => log.error('could not end a budget pause', { agentId, error: errorText(err) }));
+    },
   };
 
   async function start(): Promise<void> {
@@ -168,12 +176,14 @@ export function createScheduler(options: SchedulerOptions) {
     }
     runner.abortRunning('shutdown', 'interrupted by shutdown');
     await runner.idle();
+    await budgets.settled();
     await runs.claimsSettled(); // runs claimed meanwhile stay queued in the database, for the next start
     await store.flush(); // the last events are published as this batch commits, before it resolves
     events.stopFollowing();
   }
 
   const commands = createScheduleCommands({ store, clock, schedules, agents, active, runs, events, status, fresh: shared.fresh, onScheduleChange: options.onScheduleChange });
+  const budgets = createBudgets({ store, clock, log, agents, schedules, pause: commands.pauseForBudget });
 
   return {
     events: bus,
@@ -194,12 +204,16 @@ export function createScheduler(options: SchedulerOptions) {
     reloadSchedule: shared.reloadSchedule,
     reloadSchedules: shared.reloadSchedules,
     [Symbol.asyncDispose]: () => stop(),
-    ...commands,
+    setSchedule: commands.setSchedule,
+    removeSchedule: commands.removeSchedule,
+    pause: commands.pause,
+    resume: commands.resume,
 
     /** One run now through the same queue and retry policy; skipped (and recorded) if one is in progress. */
     async runNow(agent: AgentRecord): Promise<RunRecord> {
       if (lifecycle.stopping) throw conflict('The scheduler is shutting down');
-      await agents.load(agent.id);
+      const held = await agents.load(agent.id);
+      await budgets.refuseIfOver(held ?? agent);
       const run = await runs.offerNow(schedules.get(agent.id) ?? { agentId: agent.id, jobId: agent.id, priority: PRIORITIES.NORMAL });
       await store.flush();
       return run;
@@ -255,7 +269,7 @@ export function createScheduler(options: SchedulerOptions) {
 
     isRunning: (agentId: string) => active.ofAgent(agentId)?.state === 'running',
     schedule: (agentId: string): Readonly<ScheduleRecord> | undefined => schedules.get(agentId),
-    pausedJobs: () => [...schedules.values()].filter((s) => s.paused).map((s) => ({ agentId: s.agentId, jobId: s.jobId })),
+    pausedJobs: () => [...schedules.values()].filter((s) => s.paused).map((s) => ({ agentId: s.agentId, jobId: s.jobId, pauseReason: s.pauseReason ?? 'manual' })),
     lastEventId: () => events.lastId,
   };
 }

@@ -1,6 +1,6 @@
 import type { Clock } from './clock.ts';
 import { nextOccurrence } from './cron.ts';
-import type { Fence, ScheduleRecord, SchedulerStore } from './store.ts';
+import type { Fence, PauseReason, ScheduleRecord, SchedulerStore } from './store.ts';
 import type { Timeline } from './timeline.ts';
 
 /** What a caller sets on an agent's schedule; the scheduler adds its state (paused, next fire, times). */
@@ -63,9 +63,11 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
     s.updatedAt = clock.now();
   }
 
-  /** Puts the schedule's next fire on the timeline, if it has one and may fire. */
+  /** Puts the schedule's next fire on the timeline, if it has one and may fire; or, paused for its budget, its resume. */
   function plan(s: ScheduleState): void {
-    if (s.nextRunAt !== null && s.enabled && !s.paused) timeline.fireAt(s.agentId, s.version, s.nextRunAt);
+    if (s.paused) {
+      if (s.pauseReason === 'budget' && s.resumeAt !== null) timeline.resumeAt(s.agentId, s.version, s.resumeAt);
+    } else if (s.nextRunAt !== null && s.enabled) timeline.fireAt(s.agentId, s.version, s.nextRunAt);
   }
 
   function setNext(s: ScheduleState, next: number | null): void {
@@ -103,6 +105,8 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
         s.version = ++versions;
         if (s.revision > revisions) revisions = s.revision;
         byAgent.set(s.agentId, s);
+        // A budget pause resumes by itself at its time, even one passed while no process ran (then at once).
+        if (s.paused) plan(s);
       }
     },
 
@@ -157,6 +161,8 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
         expression: intern(spec.expression),
         timezone: intern(spec.timezone),
         paused: false,
+        pauseReason: null,
+        resumeAt: null,
         nextRunAt: spec.enabled ? nextOccurrence(spec.expression, spec.timezone, now) : null,
         revision,
         changedAt: now,
@@ -215,22 +221,28 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
       changed(agentId);
     },
 
-    pause(s: ScheduleState, revision: number): void {
+    /** Pauses, by a caller (`manual`) or by the agent's budget until `resumeAt` (its resume is planned here). */
+    pause(s: ScheduleState, revision: number, reason: PauseReason = 'manual', resumeAt: number | null = null): void {
       s.paused = true;
+      s.pauseReason = reason;
+      s.resumeAt = resumeAt;
       s.revision = revision;
       bump(s);
       s.changedAt = s.updatedAt;
       changed(s.agentId);
-      store.write({ op: 'schedule.update', agentId: s.agentId, set: { paused: true, revision, changedAt: s.changedAt, updatedAt: s.updatedAt } });
+      store.write({ op: 'schedule.update', agentId: s.agentId, set: { paused: true, pauseReason: reason, resumeAt, revision, changedAt: s.changedAt, updatedAt: s.updatedAt } });
+      plan(s);
     },
 
     /** Unpauses: fires missed while paused are not made up, the next one is the first after now. */
     resume(s: ScheduleState, revision: number): void {
       s.paused = false;
+      s.pauseReason = null;
+      s.resumeAt = null;
       s.revision = revision;
       s.changedAt = clock.now();
       changed(s.agentId);
-      store.write({ op: 'schedule.update', agentId: s.agentId, set: { paused: false, revision, changedAt: s.changedAt } });
+      store.write({ op: 'schedule.update', agentId: s.agentId, set: { paused: false, pauseReason: null, resumeAt: null, revision, changedAt: s.changedAt } });
       setNext(s, s.enabled ? nextAfter(s, clock.now()) : null);
     },
 

@@ -22,9 +22,21 @@ export interface AgentRecord {
   lastError: string | null;
   retryCount: number;
   backoffUntil: number | null;
+  /** What the agent may spend per UTC day or month (CONTRACT §9); null: no limit. */
+  budget: Budget | null;
   createdAt: number;
   updatedAt: number;
 }
+
+/** An agent's spending limit: crossing either figure within a period pauses its job until the next period. */
+export interface Budget {
+  period: 'day' | 'month';
+  maxCostUsd?: number;
+  maxTokens?: number;
+}
+
+/** Why a schedule is paused: by a caller (`pause`), or by its agent's budget until `resumeAt`. */
+export type PauseReason = 'manual' | 'budget';
 
 export interface ScheduleRecord {
   agentId: string;
@@ -37,6 +49,10 @@ export interface ScheduleRecord {
   paused: boolean;
   catchUp: boolean;
   nextRunAt: number | null;
+  /** Why it is paused; null while it is not. */
+  pauseReason: PauseReason | null;
+  /** A budget pause: when it resumes by itself (the next period's start); null otherwise. */
+  resumeAt: number | null;
   /**
    * Bumped by every change made through the API (set, pause, resume, remove): a fire claims its slot
    * only under the revision it was planned with, so no instance starts a fire that an answered change
@@ -83,7 +99,30 @@ export interface RunRecord {
    * it (`cancelRequests`) within a second even if the `cancel` signal was lost. Null otherwise.
    */
   cancelRequestedAt: number | null;
+  /**
+   * What the run produced (CONTRACT §9), at most OUTPUT_MAX_BYTES of UTF-8; null when nothing. In lists
+   * (`listRuns`) only its first OUTPUT_PREVIEW_CHARS characters are read.
+   */
+  output: string | null;
+  /** The output was cut at OUTPUT_MAX_BYTES. */
+  outputTruncated: boolean;
+  /** What the run used (its `usage`); all four null when nothing was reported. */
+  usageModel: string | null;
+  inputTokens: number | null;
+  outputTokens: number | null;
+  costUsd: number | null;
   createdAt: number;
+}
+
+/** An agent's usage over a range, by UTC day of the runs' `finishedAt` (days without runs left out). */
+export interface UsageDay {
+  /** Days since the epoch (UTC). */
+  day: number;
+  runs: number;
+  inputTokens: number;
+  outputTokens: number;
+  /** A run without a cost counts as 0. */
+  costUsd: number;
 }
 
 export interface EventRecord {
@@ -235,6 +274,19 @@ export interface SchedulerStore {
    * stopped whose heartbeat is at `aliveSince` or later.
    */
   clusterFigures(now: number, aliveSince: number): Promise<ClusterFigures>;
+  /**
+   * The agent's usage of the runs that started and finished in [from, to), by UTC day, in one indexed read
+   * (runs_agent_finished): what a budget check and `agents.usage` add up, never by loading runs.
+   */
+  usageByDay(agentId: string, from: number, to: number): Promise<UsageDay[]>;
+  /** The output of the agent's last completed run (by `finishedAt`), or null: a template's `{{lastOutput}}`. */
+  lastOutput(agentId: string): Promise<string | null>;
+  /**
+   * Ends a budget pause, once in the whole cluster: sets `set` on the schedule only while it is still paused
+   * for its budget under `revision`. true when this call ended it (it then sends the events); false when a
+   * resume, another instance or a change came first. After every write buffered before the call.
+   */
+  endBudgetPause(agentId: string, revision: number, set: Partial<ScheduleRecord>): Promise<boolean>;
 }
 
 /** What `SchedulerStore.clusterFigures` counts. */

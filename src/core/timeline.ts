@@ -8,12 +8,14 @@ import type { Logger } from './logger.ts';
  * a schedule's next fire, or the time a pending retry may queue. A fire carries the version its
  * schedule had when it was planned, so a fire planned before a change (reschedule, pause) is ignored.
  */
-type Due = { at: number; seq: number } & ({ kind: 'fire'; agentId: string; version: number } | { kind: 'retry'; runId: string });
+type Due = { at: number; seq: number } & ({ kind: 'fire' | 'resume'; agentId: string; version: number } | { kind: 'retry'; runId: string });
 
 /** What the timeline calls when an item comes due. They must not throw; if one does, it is logged and the rest go on. */
 export interface DueHandlers {
   fire(agentId: string, version: number, at: number): void;
   retry(runId: string): void;
+  /** A budget pause's time came (planned under the schedule's `version`). */
+  resume?(agentId: string, version: number): void;
 }
 
 /**
@@ -29,6 +31,8 @@ export interface Timeline {
   fireAt(agentId: string, version: number, at: number): void;
   /** Plans the moment a waiting run (a retry) may queue. */
   retryAt(runId: string, at: number): void;
+  /** Plans the end of a budget pause; `version` is the paused schedule's. */
+  resumeAt(agentId: string, version: number, at: number): void;
   /** Starts arming the timer; until then items only collect. */
   start(handlers: DueHandlers): void;
   /** Disarms for good: nothing comes due after this. */
@@ -79,7 +83,8 @@ export function createTimeline(clock: Clock, log: Logger): Timeline {
       heap.pop();
       try {
         if (head.kind === 'fire') due.fire(head.agentId, head.version, head.at);
-        else due.retry(head.runId);
+        else if (head.kind === 'retry') due.retry(head.runId);
+        else due.resume?.(head.agentId, head.version);
       } catch (err) {
         log.error('scheduler tick failed', { error: errorText(err) });
       }
@@ -92,6 +97,7 @@ export function createTimeline(clock: Clock, log: Logger): Timeline {
     // one more allocation per entry (there is one per schedule).
     fireAt: (agentId, version, at) => push({ at, seq: ++seq, kind: 'fire', agentId, version }),
     retryAt: (runId, at) => push({ at, seq: ++seq, kind: 'retry', runId }),
+    resumeAt: (agentId, version, at) => push({ at, seq: ++seq, kind: 'resume', agentId, version }),
     start(h) {
       handlers = h;
       arm();

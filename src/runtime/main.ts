@@ -46,7 +46,7 @@ export async function main(ports: RuntimePorts): Promise<void> {
   // stops here, before any migration), then the port, and only then the scheduler with its recovery.
   const dialect = await step(() => ports.openDatabase(config.DATABASE_URL));
   const app = await createApp({
-    config, dialect, jwtSecret: secrets.jwtSecret, webhookSecret: secrets.webhookSecret, logger, instance: { host: ports.host, pid: ports.pid },
+    config, dialect, jwtSecret: secrets.jwtSecret, webhookSecret: secrets.webhookSecret, logger, instance: { host: ports.host, pid: ports.pid }, env: ports.env,
   });
   const address = await step(() => app.listen(), () => app.close(0));
   const { port, host } = address;

@@ -1,5 +1,16 @@
 import { z } from 'zod';
 import { agentStatus, idSchema, isoDate } from './common.ts';
+import { budgetPeriod } from './run.ts';
+
+const positive = (what: string) => z.number({ error: `expected ${what}` }).positive({ error: `expected ${what}` });
+/** What an agent may spend per UTC day or month (CONTRACT §9): crossing a figure pauses its job until the next period. */
+export const budgetInput = z
+  .strictObject({
+    period: budgetPeriod,
+    maxCostUsd: positive('a positive number of US dollars').optional(),
+    maxTokens: positive('a positive whole number of tokens').int({ error: 'expected a positive whole number of tokens' }).optional(),
+  }, { error: 'expected { period, maxCostUsd?, maxTokens? }' })
+  .refine((b) => b.maxCostUsd !== undefined || b.maxTokens !== undefined, { error: 'expected maxCostUsd or maxTokens (or both)' });
 
 const config = z.record(z.string(), z.unknown(), { error: 'expected a JSON object' });
 
@@ -11,6 +22,7 @@ export const agentCreateInput = z.strictObject({
   description: z.string().max(2000).nullable().optional(),
   timeoutMs: z.int().min(1).max(2 ** 31 - 1).nullable().optional(),
   maxRetries: z.int().min(0).max(100).nullable().optional(),
+  budget: budgetInput.nullable().optional(),
 });
 export type AgentCreateInput = z.output<typeof agentCreateInput>;
 
@@ -25,6 +37,7 @@ export const agentOutput = z.object({
   description: z.string().nullable(),
   timeoutMs: z.number().nullable(),
   maxRetries: z.number().nullable(),
+  budget: z.object({ period: budgetPeriod, maxCostUsd: z.number().optional(), maxTokens: z.number().optional() }).nullable(),
   status: agentStatus,
   scheduleExpression: z.string().nullable(),
   scheduleEnabled: z.boolean(),

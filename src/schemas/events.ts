@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { budgetPeriod, runUsage } from './run.ts';
 import { schedulerStats } from './schedule.ts';
 
 /** Live events, with the names and payload fields of the published API (README, "Socket.IO"); runId, attempt, willRetry, nextRetryAt are our additions. */
@@ -12,8 +13,10 @@ export const agentProgress = z.object({
   message: z.string().optional(),
   currentStep: z.string().optional(),
   totalSteps: z.number().optional(),
+  /** The text streamed since the previous progress event (an `llm` run): a run's deltas, in order, are its output. */
+  delta: z.string().optional(),
 });
-export const agentCompleted = z.object({ ...base, runId: z.string(), attempt: z.number(), status: z.literal('completed'), duration: z.number() });
+export const agentCompleted = z.object({ ...base, runId: z.string(), attempt: z.number(), status: z.literal('completed'), duration: z.number(), usage: runUsage.nullable() });
 export const agentFailed = z.object({
   ...base,
   runId: z.string(),
@@ -22,10 +25,22 @@ export const agentFailed = z.object({
   error: z.string(),
   willRetry: z.boolean(),
   nextRetryAt: z.string().nullable(),
+  usage: runUsage.nullable(),
 });
 export const agentCancelled = z.object({ ...base, runId: z.string(), status: z.literal('cancelled') });
 export const agentPaused = z.object({ ...base, status: z.literal('paused') });
 export const agentResumed = z.object({ ...base, status: z.literal('resumed'), nextRunAt: z.string().nullable() });
+export const agentBudgetExceeded = z.object({
+  agentId: z.string(),
+  jobId: z.string(),
+  period: budgetPeriod,
+  /** The period's totals when the budget was crossed. */
+  costUsd: z.number(),
+  tokens: z.number(),
+  /** The next period's start, when the job resumes by itself. */
+  resumesAt: z.string(),
+  timestamp: z.string(),
+});
 export const schedulerStatus = z.object({ stats: schedulerStats, timestamp: z.string() });
 
 export type AgentEventMap = {
@@ -36,6 +51,7 @@ export type AgentEventMap = {
   'agent:cancelled': z.output<typeof agentCancelled>;
   'agent:paused': z.output<typeof agentPaused>;
   'agent:resumed': z.output<typeof agentResumed>;
+  'agent:budget-exceeded': z.output<typeof agentBudgetExceeded>;
 };
 export type AgentEventName = keyof AgentEventMap;
 export type SchedulerStatusEvent = z.output<typeof schedulerStatus>;

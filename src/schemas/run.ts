@@ -1,6 +1,17 @@
 import { z } from 'zod';
 import { isoDate, RUN_STATUSES, RUN_TRIGGERS } from './common.ts';
 
+/** What a run used (CONTRACT §9); `costUsd` null when neither given nor priced by LLM_PRICES. */
+export const runUsage = z.object({
+  model: z.string(),
+  inputTokens: z.number().int(),
+  outputTokens: z.number().int(),
+  costUsd: z.number().nullable(),
+});
+export type RunUsageOutput = z.output<typeof runUsage>;
+
+export const budgetPeriod = z.enum(['day', 'month'], { error: 'expected "day" or "month"' });
+
 export const runOutput = z.object({
   id: z.string(),
   agentId: z.string(),
@@ -16,8 +27,27 @@ export const runOutput = z.object({
   error: z.string().nullable(),
   /** The instance that started it; null before it starts. */
   instanceId: z.string().nullable(),
+  /** The first 500 characters of its output; null when it produced nothing. */
+  outputPreview: z.string().nullable(),
+  outputTruncated: z.boolean(),
+  usage: runUsage.nullable(),
 });
 export type RunOutput = z.output<typeof runOutput>;
+
+/** One run, whole: its list fields and its whole output (at most 256 KiB of UTF-8). */
+export const runDetail = runOutput.extend({ output: z.string().nullable() });
+export type RunDetail = z.output<typeof runDetail>;
+
+const isoInstant = z.iso.datetime({ offset: true, error: 'expected an ISO 8601 date-time' }).transform((s) => Date.parse(s));
+export const usageQuery = z.object({ from: isoInstant.optional(), to: isoInstant.optional() });
+
+const usageFigures = { runs: z.number().int(), inputTokens: z.number().int(), outputTokens: z.number().int(), costUsd: z.number() };
+/** An agent's usage over a range (GET /api/agents/:agentId/usage), with its UTC days. */
+export const usageReport = z.object({
+  ...usageFigures,
+  byDay: z.array(z.object({ day: z.string(), ...usageFigures })),
+});
+export type UsageReportOutput = z.output<typeof usageReport>;
 
 export const runsQuery = z.object({
   limit: z.coerce.number({ error: 'expected a whole number from 1 to 1000' }).int({ error: 'expected a whole number from 1 to 1000' }).min(1, { error: 'expected a whole number from 1 to 1000' }).max(1000, { error: 'expected a whole number from 1 to 1000' }).default(50),

@@ -11,6 +11,8 @@ export const scheduleInput = z.strictObject({
 });
 export type ScheduleInput = z.output<typeof scheduleInput>;
 
+export const pauseReason = z.enum(['manual', 'budget']);
+
 export const scheduleSummary = z.object({
   id: z.string(),
   name: z.string(),
@@ -29,6 +31,8 @@ export const taskDetails = z.object({
   backoffUntil: isoDate.nullable(),
   isRunning: z.boolean(),
   isPaused: z.boolean(),
+  /** Why it is paused (`manual`: pause; `budget`: its agent's budget, until the next period); null while not. */
+  pauseReason: pauseReason.nullable(),
   jobId: z.string(),
   timezone: z.string(),
   catchUp: z.boolean(),
@@ -59,7 +63,7 @@ export const schedulerStats = z.object({
 });
 export type SchedulerStats = z.output<typeof schedulerStats>;
 
-export const pausedJob = z.object({ agentId: z.string(), jobId: z.string() });
+export const pausedJob = z.object({ agentId: z.string(), jobId: z.string(), pauseReason });
 
 /** What setting a schedule answers. */
 export const scheduleSetResult = scheduleSummary.extend({ jobId: z.string(), priority: z.string(), timezone: z.string() });

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { agentCreateInput, agentDeleted, agentOutput, agentUpdateInput } from '../schemas/agent.ts';
 import { agentIdParam, idSchema, jobParams, runIdParam } from '../schemas/common.ts';
 import { instanceOutput } from '../schemas/instance.ts';
-import { cancelResult, runAccepted, runOutput, runsQuery } from '../schemas/run.ts';
+import { cancelResult, runAccepted, runDetail, runOutput, runsQuery, usageQuery, usageReport } from '../schemas/run.ts';
 import { pausedJob, pauseResult, resumeResult, scheduleInfo, scheduleInput, scheduleSetResult, schedulerStats, unscheduled } from '../schemas/schedule.ts';
 import { lastEventId } from '../schemas/events.ts';
 import type { Access, Principal } from './auth.ts';
@@ -103,6 +103,10 @@ export const procedures = {
     summary: "An agent's runs, newest first", input: agentIdParam.extend({ limit: runsQuery.shape.limit }), output: z.array(runOutput),
     call: ({ principal, services }, { agentId, limit }) => services.agents.runs(principal, agentId, limit),
   }),
+  'agents.usage': query({
+    summary: "An agent's tokens and cost by UTC day (default: the last 30 days)", input: agentIdParam.extend(usageQuery.shape), output: usageReport,
+    call: ({ principal, services }, { agentId, from, to }) => services.agents.usage(principal, agentId, { from, to }),
+  }),
   'schedule.set': mutation({
     summary: 'Schedule an agent (create or replace)', input: scheduleInput.extend(agentIdParam.shape), output: scheduleSetResult,
     call: ({ principal, services }, { agentId, ...body }) => services.schedule.set(principal, agentId, body),
@@ -136,6 +140,10 @@ export const procedures = {
     access: 'admin',
     summary: 'The live instances sharing the database (admin only)', output: z.array(instanceOutput),
     call: ({ services }) => services.instances.list(),
+  }),
+  'runs.get': query({
+    summary: 'One run with its whole output and usage', input: runIdParam, output: runDetail,
+    call: ({ principal, services }, { runId }) => services.runs.get(principal, runId),
   }),
   'runs.cancel': mutation({
     summary: 'Cancel a queued or running run', input: runIdParam, output: cancelResult,

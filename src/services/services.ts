@@ -1,4 +1,5 @@
-import { conflict, notFound } from '../core/errors.ts';
+import { DAY_MS } from '../core/budgets.ts';
+import { badRequest, conflict, notFound } from '../core/errors.ts';
 import type { HandlerRegistry } from '../core/handlers.ts';
 import type { InstanceRegistry } from '../core/instances.ts';
 import type { Scheduler } from '../core/scheduler.ts';
@@ -11,7 +12,7 @@ import { createEventsService } from './events.ts';
 import type { HealthService } from './health.ts';
 import { mayAccess, ownedAgent } from './ownership.ts';
 import {
-  agentView, cancelledView, deletedView, instanceView, pausedView, resumedView, runAcceptedView, runView, scheduleSetView, scheduleView, unscheduledView,
+  agentView, cancelledView, deletedView, instanceView, pausedView, resumedView, runAcceptedView, runDetailView, runView, scheduleSetView, scheduleView, unscheduledView, usageView,
 } from './views.ts';
 
 /**
@@ -32,6 +33,9 @@ export interface ServicesDeps {
 }
 
 export type Services = ReturnType<typeof createServices>;
+
+/** What `agents.usage` covers when no range is given (CONTRACT §9). */
+const USAGE_DEFAULT_DAYS = 30;
 
 function randomId(): string {
   return `agent_${crypto.randomUUID().replace(/-/g, '').slice(0, 16)}`;
@@ -68,6 +72,7 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
           lastError: null,
           retryCount: 0,
           backoffUntil: null,
+          budget: input.budget ?? null,
           createdAt: t,
           updatedAt: t,
         };
@@ -89,6 +94,8 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
         if (input.description !== undefined) set.description = input.description;
         if (input.timeoutMs !== undefined) set.timeoutMs = input.timeoutMs;
         if (input.maxRetries !== undefined) set.maxRetries = input.maxRetries;
+        // A new budget counts from the next finished run; a job paused for the old one stays paused until resumed or its period ends.
+        if (input.budget !== undefined) set.budget = input.budget;
         set.updatedAt = now();
         await scheduler.updateAgent(agentId, set);
         const updated = { ...agent, ...set };
@@ -108,6 +115,14 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
       async runs(p: Principal, agentId: string, limit: number) {
         await owned(p, agentId);
         return (await store.listRuns(agentId, limit)).map(runView);
+      },
+      /** Usage of the runs that finished in [from, to): by default the last 30 days up to now. */
+      async usage(p: Principal, agentId: string, range: { from?: number | undefined; to?: number | undefined }) {
+        await owned(p, agentId);
+        const to = range.to ?? now() + 1; // exclusive: a run finished this millisecond counts
+        const from = range.from ?? to - USAGE_DEFAULT_DAYS * DAY_MS;
+        if (from >= to) throw badRequest(`query.from: expected an instant before query.to, got ${new Date(from).toISOString()}`);
+        return usageView(await store.usageByDay(agentId, from, to));
       },
     },
 
@@ -159,6 +174,13 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
     },
 
     runs: {
+      async get(p: Principal, runId: string) {
+        const run = await store.getRun(runId);
+        if (!run) throw notFound(`Run ${runId} not found`);
+        const agent = await store.getAgent(run.agentId);
+        if (!agent || !mayAccess(p, agent)) throw notFound(`Run ${runId} not found`);
+        return runDetailView(run);
+      },
       async cancel(p: Principal, runId: string) {
         const run = await store.getRun(runId);
         if (!run) throw notFound(`Run ${runId} not found`);

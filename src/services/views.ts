@@ -1,8 +1,11 @@
-import type { AgentRecord, InstanceRecord, RunRecord, ScheduleRecord } from '../core/store.ts';
+import { DAY_MS, totalsOf } from '../core/budgets.ts';
+import { OUTPUT_PREVIEW_CHARS } from '../core/limits.ts';
+import { usageOf } from '../core/runs.ts';
+import type { AgentRecord, InstanceRecord, RunRecord, ScheduleRecord, UsageDay } from '../core/store.ts';
 import type { AgentOutput } from '../schemas/agent.ts';
 import type { PriorityName } from '../schemas/common.ts';
 import type { InstanceOutput } from '../schemas/instance.ts';
-import type { RunOutput } from '../schemas/run.ts';
+import type { RunDetail, RunOutput, UsageReportOutput } from '../schemas/run.ts';
 import type { ScheduleInfo } from '../schemas/schedule.ts';
 
 /**
@@ -23,6 +26,7 @@ export function agentView(a: AgentRecord, s: Readonly<ScheduleRecord> | undefine
     description: a.description,
     timeoutMs: a.timeoutMs,
     maxRetries: a.maxRetries,
+    budget: a.budget,
     status: a.status,
     scheduleExpression: s?.expression ?? null,
     scheduleEnabled: s?.enabled ?? false,
@@ -55,6 +59,7 @@ export function scheduleView(a: AgentRecord, s: Readonly<ScheduleRecord> | undef
           backoffUntil: iso(a.backoffUntil),
           isRunning,
           isPaused: s.paused,
+          pauseReason: s.paused ? (s.pauseReason ?? 'manual') : null,
           jobId: s.jobId,
           timezone: s.timezone,
           catchUp: s.catchUp,
@@ -78,6 +83,22 @@ export function runView(r: RunRecord): RunOutput {
     progress: r.progress,
     error: r.error,
     instanceId: r.instanceId,
+    outputPreview: r.output === null ? null : r.output.slice(0, OUTPUT_PREVIEW_CHARS),
+    outputTruncated: r.outputTruncated,
+    usage: usageOf(r),
+  };
+}
+
+/** One run with its whole output (`runs.get`). */
+export const runDetailView = (r: RunRecord): RunDetail => ({ ...runView(r), output: r.output });
+
+const day = (n: number) => new Date(n * DAY_MS).toISOString().slice(0, 10);
+
+/** An agent's usage over a range: the totals and each UTC day that had runs. */
+export function usageView(days: readonly UsageDay[]): UsageReportOutput {
+  return {
+    ...totalsOf(days),
+    byDay: days.map((d) => ({ day: day(d.day), runs: d.runs, inputTokens: d.inputTokens, outputTokens: d.outputTokens, costUsd: d.costUsd })),
   };
 }
 

@@ -1,5 +1,7 @@
+import { DAY_MS } from '../core/budgets.ts';
+import { OUTPUT_PREVIEW_CHARS } from '../core/limits.ts';
 import { silentLogger, type Logger } from '../core/logger.ts';
-import type { AgentRecord, EventRecord, Fence, NewEvent, RunRecord, Store, WriteOp } from '../core/store.ts';
+import type { AgentRecord, EventRecord, Fence, NewEvent, RunRecord, Store, UsageDay, WriteOp } from '../core/store.ts';
 import { decideClaims, queueOrder } from './claims.ts';
 import { createEventFeed, stampIds } from './event-feed.ts';
 import { agents, events, fromRow, runs, schedules, setColumns, toRow, type Row, type TableSpec } from './tables.ts';
@@ -202,7 +204,34 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
       getAgents: async (ids: string[]) => records(agents, [...new Set(ids)].map((id) => agentRows.get(id)).filter((r) => r !== undefined)),
       listAgents: async (owner: string | null) => records(agents, byOldest([...agentRows.values()].filter((r) => owner === null || r['owner'] === owner))),
       getSchedule: async (agentId: string) => maybe(schedules, scheduleRows.get(agentId)),
-      listRuns: async (agentId: string, limit: number) => records(runs, byNewest([...runRows.values()].filter((r) => r['agent_id'] === agentId)).slice(0, limit)),
+      // As in SQL: a list carries only the start of each output.
+      listRuns: async (agentId: string, limit: number) =>
+        records(runs, byNewest([...runRows.values()].filter((r) => r['agent_id'] === agentId)).slice(0, limit)).map((r) =>
+          r.output === null ? r : { ...r, output: r.output.slice(0, OUTPUT_PREVIEW_CHARS) },
+        ),
+      usageByDay: async (agentId: string, from: number, to: number) => {
+        const days = new Map<number, UsageDay>();
+        for (const r of runRows.values()) {
+          const at = r['finished_at'] as number | null;
+          if (r['agent_id'] !== agentId || at === null || at < from || at >= to || r['started_at'] === null) continue;
+          const day = Math.floor(at / DAY_MS);
+          const d = days.get(day) ?? { day, runs: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 };
+          d.runs++;
+          d.inputTokens += (r['input_tokens'] as number | null) ?? 0;
+          d.outputTokens += (r['output_tokens'] as number | null) ?? 0;
+          d.costUsd += (r['cost_usd'] as number | null) ?? 0;
+          days.set(day, d);
+        }
+        return [...days.values()].sort((a, b) => a.day - b.day);
+      },
+      lastOutput: async (agentId: string) => {
+        let last: Row | undefined;
+        for (const r of runRows.values()) {
+          if (r['agent_id'] !== agentId || r['status'] !== 'completed' || r['finished_at'] === null) continue;
+          if (!last || (r['finished_at'] as number) > (last['finished_at'] as number) || (r['finished_at'] === last['finished_at'] && (r['id'] as string) > (last['id'] as string))) last = r;
+        }
+        return last ? ((last['output'] as string | null) ?? null) : null;
+      },
       getRun: async (id: string) => maybe(runs, runRows.get(id)),
       eventsAfter: async (after: number, agentId: string | null, limit: number) =>
         records(events, [...eventRows.values()].filter((r) => (r['id'] as number) > after && r['agent_id'] === agentId).sort((a, b) => (a['id'] as number) - (b['id'] as number)).slice(0, limit)),
@@ -281,6 +310,13 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
             .map((r) => setRun(r, { status: 'failed', error, finished_at: now, epoch: (r['epoch'] as number) + 1, lease_until: null })),
         ),
       ),
+    endBudgetPause: (agentId, revision, set) =>
+      chain.serial(async () => {
+        const row = scheduleRows.get(agentId);
+        if (!row || row['revision'] !== revision || row['paused'] !== 1 || row['pause_reason'] !== 'budget') return false;
+        transaction(() => put(scheduleRows, agentId, checked(schedules, { ...row, ...setColumns(schedules, set) })));
+        return true;
+      }),
     insertAgent(agent: AgentRecord) {
       const row = toRow(agents, agent); // as it is now, not as the caller may change it before its turn
       return chain.serial(async () => {

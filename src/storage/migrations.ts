@@ -138,6 +138,24 @@ const migrations: Record<string, Migration> = {
       await sql`INSERT INTO counters (name, value) SELECT 'schedule_revision', COALESCE(MAX(revision), 0) FROM schedules`.execute(db);
     },
   },
+  '0006_outputs_usage_budgets': {
+    // AI agents (CONTRACT §9): what a run produced and used, an agent's budget, why a schedule is paused
+    // and when a budget pause ends.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('runs').addColumn('output', 'text').execute();
+      await db.schema.alterTable('runs').addColumn('output_truncated', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('runs').addColumn('usage_model', 'varchar(200)').execute();
+      await db.schema.alterTable('runs').addColumn('input_tokens', 'bigint').execute();
+      await db.schema.alterTable('runs').addColumn('output_tokens', 'bigint').execute();
+      await db.schema.alterTable('runs').addColumn('cost_usd', 'double precision').execute();
+      // The usage roll-up and the budget check: one agent's finished runs over a time range.
+      await db.schema.createIndex('runs_agent_finished').on('runs').columns(['agent_id', 'finished_at']).execute();
+      await db.schema.alterTable('agents').addColumn('budget', 'text').execute();
+      await db.schema.alterTable('schedules').addColumn('pause_reason', 'varchar(16)').execute();
+      await db.schema.alterTable('schedules').addColumn('resume_at', 'bigint').execute();
+      await sql`UPDATE schedules SET pause_reason = 'manual' WHERE paused = 1`.execute(db);
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

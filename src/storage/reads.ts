@@ -1,4 +1,6 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import { DAY_MS } from '../core/budgets.ts';
+import { OUTPUT_PREVIEW_CHARS } from '../core/limits.ts';
 import type { AgentRecord, EventRecord, Store } from '../core/store.ts';
 import type { Database } from './schema.ts';
 import { agents, events, fromRow, runs, schedules, type Row, type TableSpec } from './tables.ts';
@@ -8,8 +10,12 @@ const IN_CHUNK = 500;
 
 type Reads = Pick<
   Store,
-  'loadSchedules' | 'loadOpenRuns' | 'maxEventId' | 'getAgent' | 'getAgents' | 'listAgents' | 'getSchedule' | 'listRuns' | 'getRun' | 'eventsAfter' | 'oldestEventId' | 'nextQueuedAt' | 'clusterFigures' | 'openRuns' | 'cancelRequests'
+  | 'loadSchedules' | 'loadOpenRuns' | 'maxEventId' | 'getAgent' | 'getAgents' | 'listAgents' | 'getSchedule' | 'listRuns' | 'getRun' | 'eventsAfter' | 'oldestEventId'
+  | 'nextQueuedAt' | 'clusterFigures' | 'openRuns' | 'cancelRequests' | 'usageByDay' | 'lastOutput'
 >;
+
+/** Every runs column but `output`, which a list reads only the start of (OUTPUT_PREVIEW_CHARS). */
+const LISTED_RUN_COLUMNS = runs.names.filter((n) => n !== runs.columns.output.name) as (keyof Database['runs'])[];
 
 /**
  * Every read of the SQL store, straight from the database: the repository makes them wait for
@@ -62,7 +68,11 @@ export function createReads(db: Kysely<Database>): Reads {
       return maybe(schedules, await db.selectFrom('schedules').selectAll().where('agent_id', '=', agentId).executeTakeFirst());
     },
     async listRuns(agentId, limit) {
-      const rows = await db.selectFrom('runs').selectAll().where('agent_id', '=', agentId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+      const rows = await db
+        .selectFrom('runs')
+        .select(LISTED_RUN_COLUMNS)
+        .select(sql<string | null>`substr(output, 1, ${sql.lit(OUTPUT_PREVIEW_CHARS)})`.as('output'))
+        .where('agent_id', '=', agentId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
       return rows.map((r) => fromRow(runs, r));
     },
     async getRun(id) {
@@ -91,6 +101,41 @@ export function createReads(db: Kysely<Database>): Reads {
         ])
         .executeTakeFirstOrThrow();
       return { scheduled: Number(row.scheduled), paused: Number(row.paused), running: Number(row.running), queued: Number(row.queued), capacity: Number(row.capacity) };
+    },
+    // Over runs_agent_finished: the runs that started and finished in the range, summed per UTC day in SQL
+    // (integer division of the millisecond time), never loaded.
+    async usageByDay(agentId, from, to) {
+      const day = sql<number>`finished_at / ${sql.lit(DAY_MS)}`;
+      const rows = await db
+        .selectFrom('runs')
+        .select((eb) => [
+          day.as('day'),
+          eb.fn.countAll().as('runs'),
+          eb.fn.coalesce(eb.fn.sum('input_tokens'), eb.lit(0)).as('input'),
+          eb.fn.coalesce(eb.fn.sum('output_tokens'), eb.lit(0)).as('output'),
+          eb.fn.coalesce(eb.fn.sum('cost_usd'), eb.lit(0)).as('cost'),
+        ])
+        .where('agent_id', '=', agentId)
+        .where('finished_at', '>=', from)
+        .where('finished_at', '<', to)
+        .where('started_at', 'is not', null)
+        .groupBy(day)
+        .orderBy(day)
+        .execute();
+      return rows.map((r) => ({ day: Number(r.day), runs: Number(r.runs), inputTokens: Number(r.input), outputTokens: Number(r.output), costUsd: Number(r.cost) }));
+    },
+    async lastOutput(agentId) {
+      const row = await db
+        .selectFrom('runs')
+        .select('output')
+        .where('agent_id', '=', agentId)
+        .where('status', '=', 'completed')
+        .where('finished_at', 'is not', null)
+        .orderBy('finished_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      return row?.output ?? null;
     },
     async oldestEventId() {
       const row = await db.selectFrom('events').select((eb) => eb.fn.min('id').as('min')).executeTakeFirst();

@@ -10,7 +10,7 @@ import type { Database } from './schema.ts';
 import { createClaimMethods, lockClaimAgents } from './claim-sql.ts';
 import { eventStatements, fencedEvents, takeEventIds } from './event-sql.ts';
 import { compileBatch, createStatements, isSharedDatabase, placeholderOf, type CompiledBatch } from './sql.ts';
-import { agents, toRow } from './tables.ts';
+import { agents, schedules, setColumns, toRow } from './tables.ts';
 import { createWriteChain } from './write-batch.ts';
 
 /**
@@ -110,6 +110,19 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
           await trx.deleteFrom('agents').where('id', '=', id).execute();
         }),
       ),
+    // On the chain, after every buffered write: the condition sees the pause as this instance wrote it.
+    endBudgetPause: (agentId, revision, set) =>
+      chain.serial(async () => {
+        const result = await db
+          .updateTable('schedules')
+          .set(setColumns(schedules, set) as never)
+          .where('agent_id', '=', agentId)
+          .where('revision', '=', revision)
+          .where('paused', '=', 1)
+          .where('pause_reason', '=', 'budget')
+          .executeTakeFirst();
+        return Number(result.numUpdatedRows) === 1;
+      }),
     ...createInstanceMethods(db),
     // Beside the chain, which may be waiting out an outage: /healthz asks whether the database answers now.
     ping: async () => void (await sql`SELECT 1`.execute(db)),

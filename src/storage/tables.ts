@@ -1,4 +1,4 @@
-import type { AgentRecord, EventRecord, InstanceRecord, RunRecord, ScheduleRecord } from '../core/store.ts';
+import type { AgentRecord, Budget, EventRecord, InstanceRecord, PauseReason, RunRecord, ScheduleRecord } from '../core/store.ts';
 import type { AgentStatus, RunStatus, RunTrigger } from '../schemas/common.ts';
 import type { EventName } from '../schemas/events.ts';
 
@@ -11,7 +11,7 @@ import type { EventName } from '../schemas/events.ts';
  */
 
 /** The portable storage types: what a bulk update casts its untyped VALUES parameters to. */
-export type SqlType = 'text' | 'integer' | 'bigint' | 'real';
+export type SqlType = 'text' | 'integer' | 'bigint' | 'real' | 'double precision';
 
 /** How a field is stored (`encode`) and read back (`decode`, from whatever the driver returns). */
 export interface Codec<V, S> {
@@ -32,6 +32,11 @@ const num: Codec<number, number> = { nullable: false, encode: (v) => v, decode: 
 const numOrNull: Codec<number | null, number | null> = { nullable: true, encode: (v) => v ?? null, decode: (v) => (v === null || v === undefined ? null : toNumber(v)) };
 const bool: Codec<boolean, number> = { nullable: false, encode: (v) => (v ? 1 : 0), decode: (v) => toNumber(v) === 1 };
 const json = <T>(): Codec<T, string> => ({ nullable: false, encode: (v) => JSON.stringify(v), decode: (v) => JSON.parse(v as string) as T });
+const jsonOrNull = <T>(): Codec<T | null, string | null> => ({
+  nullable: true,
+  encode: (v) => (v === null || v === undefined ? null : JSON.stringify(v)),
+  decode: (v) => (v === null || v === undefined ? null : (JSON.parse(v as string) as T)),
+});
 
 export interface Column<V, S = unknown> {
   /** The SQL column name. */
@@ -85,6 +90,7 @@ export const agents = table<AgentRecord>()('agents', 'id', {
   lastError: col('last_error', 'text', textOrNull),
   retryCount: col('retry_count', 'integer', num),
   backoffUntil: col('backoff_until', 'bigint', numOrNull),
+  budget: col('budget', 'text', jsonOrNull<Budget>()),
   createdAt: col('created_at', 'bigint', num),
   updatedAt: col('updated_at', 'bigint', num),
 });
@@ -99,6 +105,8 @@ export const schedules = table<ScheduleRecord>()('schedules', 'agentId', {
   paused: col('paused', 'integer', bool),
   catchUp: col('catch_up', 'integer', bool),
   nextRunAt: col('next_run_at', 'bigint', numOrNull),
+  pauseReason: col('pause_reason', 'text', textOrNull as Codec<PauseReason | null, string | null>),
+  resumeAt: col('resume_at', 'bigint', numOrNull),
   revision: col('revision', 'integer', num),
   changedAt: col('changed_at', 'bigint', num),
   createdAt: col('created_at', 'bigint', num),
@@ -124,6 +132,12 @@ export const runs = table<RunRecord>()('runs', 'id', {
   epoch: col('epoch', 'integer', num),
   leaseUntil: col('lease_until', 'bigint', numOrNull),
   cancelRequestedAt: col('cancel_requested_at', 'bigint', numOrNull),
+  output: col('output', 'text', textOrNull),
+  outputTruncated: col('output_truncated', 'integer', bool),
+  usageModel: col('usage_model', 'text', textOrNull),
+  inputTokens: col('input_tokens', 'bigint', numOrNull),
+  outputTokens: col('output_tokens', 'bigint', numOrNull),
+  costUsd: col('cost_usd', 'double precision', numOrNull),
   createdAt: col('created_at', 'bigint', num),
 });
 

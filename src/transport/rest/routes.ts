@@ -115,6 +115,7 @@ export const routes: Route[] = [
   rest('DELETE', '/api/agents/:agentId', 'agents.delete', { message: 'Agent deleted successfully' }),
   rest('POST', '/api/agents/:agentId/run', 'agents.run', { status: 202 }),
   rest('GET', '/api/agents/:agentId/runs', 'agents.runs', { query: ['limit'] }),
+  rest('GET', '/api/agents/:agentId/usage', 'agents.usage', { query: ['from', 'to'] }),
   rest('POST', '/api/agents/:agentId/schedule', 'schedule.set', {
     status: { of: (answer) => (answer.created ? 201 : 200), documented: [201, 200] },
     message: (_input, answer) => (answer.created ? 'Agent scheduled successfully' : 'Agent schedule updated successfully'),
@@ -123,6 +124,7 @@ export const routes: Route[] = [
   rest('DELETE', '/api/agents/:agentId/schedule', 'schedule.remove', { message: 'Agent unscheduled successfully' }),
   rest('PATCH', '/api/agents/:agentId/schedule/:jobId/pause', 'schedule.pause', { message: ({ jobId }) => `Job ${jobId} paused successfully` }),
   rest('PATCH', '/api/agents/:agentId/schedule/:jobId/resume', 'schedule.resume', { message: ({ jobId }) => `Job ${jobId} resumed successfully` }),
+  rest('GET', '/api/runs/:runId', 'runs.get'),
   rest('POST', '/api/runs/:runId/cancel', 'runs.cancel', { message: 'Run cancelled' }),
   rest('GET', '/api/instances', 'instances.list'),
   // Public pages: no token, not in the OpenAPI document (they are not part of the API they describe).

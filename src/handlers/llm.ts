@@ -1,0 +1,330 @@
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { z } from 'zod';
+import type { Clock, TimerHandle } from '../core/clock.ts';
+import { badRequest } from '../core/errors.ts';
+import { HandlerError, type HandlerContext, type HandlerDefinition, type UsageReport } from '../core/handlers.ts';
+import { checkTemplate, fillTemplate, usesVariable } from './template.ts';
+import { isHostAllowed } from './webhook.ts';
+
+/**
+ * The built-in `llm` handler (CONTRACT §9): one streamed chat completion from an OpenAI-compatible server
+ * (OpenAI, Ollama, vLLM, llama.cpp, most gateways), its text the run's output, its usage the run's usage.
+ */
+export const llmConfig = z.strictObject({
+  baseUrl: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+  model: z.string().min(1),
+  prompt: z.string().min(1),
+  system: z.string().optional(),
+  maxTokens: z.int().min(1).default(1024),
+  temperature: z.number().min(0).max(2).optional(),
+  apiKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name (letters, digits, _; not starting with a digit)').optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  timeoutMs: z.int().min(1).max(2 ** 31 - 1).optional(),
+});
+export type LlmConfig = z.output<typeof llmConfig>;
+
+export interface LlmOptions {
+  /** LLM_ALLOWED_HOSTS, same rules as WEBHOOK_ALLOWED_HOSTS. */
+  allowedHosts: readonly string[];
+  /** Reads an environment variable at run time (the API key); src/app.ts hands it the process env. */
+  env(name: string): string | undefined;
+  clock: Pick<Clock, 'now' | 'setTimer'>;
+  /** Least time between two progress events of one run. @default 100 */
+  progressIntervalMs?: number;
+}
+
+/** CONTRACT §9: at most one `agent:progress` per 100 ms per run, so a fast stream does not flood the event log. */
+const DEFAULT_PROGRESS_INTERVAL_MS = 100;
+/** How much of a failed answer's body an error quotes: enough for the server's reason, short enough for a run's `error`. */
+const ERROR_BODY_CHARS = 200;
+/** How much of a failed answer's body is read at all (the rest is dropped unread): far past ERROR_BODY_CHARS. */
+const ERROR_BODY_READ_BYTES = 16 * 1024;
+/** Until done, progress stays below 100: the server may stop before maxTokens, and 100 means finished. */
+const MAX_PROGRESS_WHILE_STREAMING = 99;
+
+/** Our own headers, which `config.headers` never replace (names compared case-insensitively). */
+const OWN_HEADERS = new Set(['authorization', 'content-type', 'accept']);
+
+const REDACTED = '[redacted]';
+
+/** The text of a thrown value with the API key taken out: errors end up in run rows, events and logs. */
+const redactor = (key: string | undefined) => (text: string) => (key ? text.replaceAll(key, REDACTED) : text);
+
+function causeText(err: unknown): string {
+  if (err instanceof Error && err.cause instanceof Error) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** `Retry-After` as milliseconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when unparsable. */
+export function parseRetryAfter(value: string | null, now: number): number | undefined {
+  if (value === null) return undefined;
+  const v = value.trim();
+  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
+  const at = Date.parse(v);
+  return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
+}
+
+/** Reads at most `maxBytes` of a body as text and drops the rest (an error page may be large, or endless). */
+async function readPrefix(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<string> {
+  if (!body) return '';
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let bytes = 0;
+  try {
+    while (bytes < maxBytes) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.byteLength;
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  return text + decoder.decode();
+}
+
+interface ChatChunk {
+  model?: unknown;
+  choices?: { delta?: { content?: unknown }; message?: { content?: unknown }; finish_reason?: unknown }[];
+  usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } | null;
+  error?: unknown;
+}
+
+/** Streamed text, throttled into progress updates whose deltas, in order, concatenate to the output. */
+function createProgressStream(ctx: HandlerContext<LlmConfig>, options: LlmOptions, redact: (s: string) => string, key: string | undefined) {
+  const interval = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
+  const { clock } = options;
+  let tokens = 0;
+  /** Text received but not yet in a progress update (it may end in a held-back tail, see `safeEnd`). */
+  let pending = '';
+  let output = '';
+  let lastSentAt = -Infinity;
+  let timer: TimerHandle | undefined;
+
+  /**
+   * Where `text` may be cut without splitting a possible API key: a tail that is the start of the key is held
+   * back until the next text shows whether it is the key (then redacted) or not. The first, so the longest, such tail.
+   */
+  const safeEnd = (text: string): number => {
+    if (!key) return text.length;
+    for (let i = Math.max(0, text.length - key.length + 1); i < text.length; i++) {
+      if (text.charCodeAt(i) === key.charCodeAt(0) && key.startsWith(text.slice(i))) return i;
+    }
+    return text.length;
+  };
+
+  const send = (final: boolean) => {
+    timer?.cancel();
+    timer = undefined;
+    const text = redact(pending);
+    const end = final ? text.length : safeEnd(text);
+    const delta = text.slice(0, end);
+    pending = text.slice(end);
+    if (delta === '' && !final) return;
+    lastSentAt = clock.now();
+    output += delta;
+    const progress = Math.min(MAX_PROGRESS_WHILE_STREAMING, Math.round((100 * tokens) / ctx.config.maxTokens));
+    ctx.progress({ progress, message: `Generating: ${tokens} tokens`, delta });
+  };
+
+  return {
+    /** One content chunk: a token, by the count the progress shows. */
+    add(text: string, count = 1) {
+      pending += text;
+      tokens += count;
+      if (timer) return; // the armed timer sends it
+      const wait = lastSentAt + interval - clock.now();
+      if (wait <= 0) send(false);
+      else timer = clock.setTimer(() => send(false), wait);
+    },
+    /** Sends what is left (if anything) and answers the whole output. */
+    finish(): string {
+      if (pending !== '' || timer) send(true);
+      return output;
+    },
+    stop() {
+      timer?.cancel();
+      timer = undefined;
+    },
+  };
+}
+
+export function createLlmHandler(options: LlmOptions): HandlerDefinition<LlmConfig> {
+  const checkHost = (url: string) => {
+    if (!isHostAllowed(url, options.allowedHosts)) {
+      throw badRequest(`config.baseUrl: host "${new URL(url).hostname}" is not in LLM_ALLOWED_HOSTS`);
+    }
+  };
+  return {
+    name: 'llm',
+    config: llmConfig,
+    check(config) {
+      checkHost(config.baseUrl);
+      checkTemplate('config.prompt', config.prompt);
+      if (config.system !== undefined) checkTemplate('config.system', config.system);
+    },
+    async run(ctx) {
+      const { config } = ctx;
+      // Re-checked at run time: the allowed list may have changed since the agent was saved. Retrying cannot help.
+      try {
+        checkHost(config.baseUrl);
+      } catch (err) {
+        throw new HandlerError((err as Error).message, { retryable: false });
+      }
+      let key: string | undefined;
+      if (config.apiKeyEnv !== undefined) {
+        key = options.env(config.apiKeyEnv);
+        if (!key) throw new HandlerError(`environment variable ${config.apiKeyEnv} is not set (config.apiKeyEnv)`, { retryable: false });
+      }
+      const redact = redactor(key);
+
+      const wantsLast = usesVariable(config.prompt, 'lastOutput') || (config.system !== undefined && usesVariable(config.system, 'lastOutput'));
+      const values = {
+        agentId: ctx.agentId,
+        agentName: ctx.agentName,
+        runId: ctx.runId,
+        scheduledAt: new Date(ctx.scheduledAt).toISOString(),
+        attempt: String(ctx.attempt),
+        lastOutput: wantsLast ? await ctx.lastOutput() : '',
+      };
+      const messages = [
+        ...(config.system !== undefined ? [{ role: 'system', content: fillTemplate(config.system, values) }] : []),
+        { role: 'user', content: fillTemplate(config.prompt, values) },
+      ];
+      const body = JSON.stringify({
+        model: config.model,
+        messages,
+        stream: true,
+        stream_options: { include_usage: true },
+        max_tokens: config.maxTokens,
+        ...(config.temperature !== undefined && { temperature: config.temperature }),
+      });
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(config.headers ?? {})) if (!OWN_HEADERS.has(name.toLowerCase())) headers[name] = value;
+      headers['content-type'] = 'application/json';
+      headers['accept'] = 'text/event-stream';
+      if (key) headers['authorization'] = `Bearer ${key}`;
+
+      // The timeout runs on the injected clock, like the scheduler's own run timeout.
+      const timeout = new AbortController();
+      const timeoutTimer = config.timeoutMs !== undefined ? options.clock.setTimer(() => timeout.abort(), config.timeoutMs) : undefined;
+      const signal = AbortSignal.any([ctx.signal, timeout.signal]);
+      /** Errors this run made itself (already worded and redacted), passed through `failure` unchanged. */
+      const ours = new WeakSet<Error>();
+      const own = (message: string) => {
+        const err = new Error(message);
+        ours.add(err);
+        return err;
+      };
+      /** The error for a failure while the request or the stream was going: an abort says why it came. */
+      const failure = (what: string, err: unknown): unknown => {
+        if (ctx.signal.aborted) return ctx.signal.reason;
+        if (timeout.signal.aborted) return new Error(`llm timed out after ${config.timeoutMs} ms`);
+        if (err instanceof HandlerError || ours.has(err as Error)) return err;
+        return new Error(redact(`llm ${what}: ${causeText(err)}`));
+      };
+
+      const stream = createProgressStream(ctx, options, redact, key);
+      try {
+        let res: Response;
+        try {
+          const url = `${config.baseUrl.replace(/\/+$/, '')}/chat/completions`;
+          // Redirects are not followed: the key must reach no host but the allowed one.
+          res = await fetch(url, { method: 'POST', headers, body, signal, redirect: 'manual' });
+        } catch (err) {
+          throw failure('request failed', err);
+        }
+
+        if (res.status < 200 || res.status > 299) {
+          let text = '';
+          try {
+            text = redact(await readPrefix(res.body, ERROR_BODY_READ_BYTES)).slice(0, ERROR_BODY_CHARS).trim();
+          } catch (err) {
+            if (signal.aborted) throw failure('request failed', err);
+            // The body could not be read: the status alone says what happened.
+          }
+          const message = `llm answered ${res.status} ${res.statusText}`.trim() + (text ? `: ${text}` : '');
+          if (res.status === 429) throw new HandlerError(message, { retryAfterMs: parseRetryAfter(res.headers.get('retry-after'), options.clock.now()) });
+          if (res.status >= 500) throw own(message);
+          // Any other answer (a 4xx, or a redirect not followed) is the same on every try.
+          throw new HandlerError(message, { retryable: false });
+        }
+
+        let usage: UsageReport | undefined;
+        const takeUsage = (chunk: ChatChunk) => {
+          const u = chunk.usage;
+          if (!u || typeof u.prompt_tokens !== 'number' || typeof u.completion_tokens !== 'number') return;
+          usage = {
+            model: redact(typeof chunk.model === 'string' && chunk.model ? chunk.model : config.model),
+            inputTokens: u.prompt_tokens,
+            outputTokens: u.completion_tokens,
+          };
+        };
+        const serverError = (chunk: ChatChunk) => {
+          if (chunk.error === undefined || chunk.error === null) return;
+          const e = chunk.error as { message?: unknown };
+          const text = typeof e === 'object' && typeof e.message === 'string' ? e.message : JSON.stringify(chunk.error);
+          // Mid-stream errors (OpenAI sends them as an event) are most often overload: retried.
+          throw own(redact(`llm stream error: ${text.slice(0, ERROR_BODY_CHARS)}`));
+        };
+
+        try {
+          if ((res.headers.get('content-type') ?? '').includes('application/json')) {
+            // A server that does not stream answers one completion.
+            const chunk = (await res.json()) as ChatChunk;
+            serverError(chunk);
+            const content = chunk.choices?.[0]?.message?.content;
+            const completion = typeof chunk.usage?.completion_tokens === 'number' ? chunk.usage.completion_tokens : 1;
+            if (typeof content === 'string' && content !== '') stream.add(content, completion);
+            takeUsage(chunk);
+          } else {
+            let done = false;
+            let finished = false;
+            const parser = createParser({
+              onEvent(event: EventSourceMessage) {
+                if (done) return;
+                if (event.data === '[DONE]') {
+                  done = true;
+                  return;
+                }
+                let chunk: ChatChunk;
+                try {
+                  chunk = JSON.parse(event.data) as ChatChunk;
+                } catch {
+                  throw own(redact(`llm sent an event that is not JSON: ${event.data.slice(0, 100)}`));
+                }
+                if (!chunk || typeof chunk !== 'object') return;
+                serverError(chunk);
+                const choice = chunk.choices?.[0];
+                const content = choice?.delta?.content;
+                if (typeof content === 'string' && content !== '') stream.add(content);
+                if (choice?.finish_reason !== undefined && choice.finish_reason !== null) finished = true;
+                takeUsage(chunk);
+              },
+            });
+            if (res.body) {
+              const text = res.body.pipeThrough(new TextDecoderStream());
+              // Breaking out at [DONE] cancels the body: a server that keeps the stream open does not hold the run.
+              for await (const piece of text as unknown as AsyncIterable<string>) {
+                parser.feed(piece);
+                if (done) break;
+              }
+            }
+            if (signal.aborted) throw signal.reason;
+            if (!done && !finished) throw own('llm stream ended before [DONE]');
+          }
+        } catch (err) {
+          throw failure('stream failed', err);
+        }
+
+        const output = stream.finish();
+        if (usage) ctx.reportUsage(usage);
+        return output;
+      } finally {
+        stream.stop();
+        timeoutTimer?.cancel();
+      }
+    },
+  };
+}
