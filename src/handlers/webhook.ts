@@ -1,8 +1,13 @@
 import { z } from 'zod';
 import { badRequest } from '../core/errors.ts';
-import type { HandlerDefinition, ProgressUpdate } from '../core/handlers.ts';
+import { HandlerError, type HandlerDefinition, type ProgressUpdate, type UsageReport } from '../core/handlers.ts';
+import { OUTPUT_MAX_BYTES } from '../core/limits.ts';
+import type { Logger } from '../core/logger.ts';
 
-/** The built-in `webhook` handler (README, "Concepts"): POST a signed JSON body; a 2xx answer completes the run. */
+/**
+ * The built-in `webhook` handler (README, "Concepts"; CONTRACT §9): POST a signed JSON body; a 2xx answer
+ * completes the run, with the answer's `output` (a JSON field, or NDJSON `output` lines) as the run's output.
+ */
 export const webhookConfig = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
   headers: z.record(z.string(), z.string()).optional(),
@@ -41,9 +46,72 @@ const progressLine = z.object({
   totalSteps: z.number().optional(),
 });
 
-/** Reads an NDJSON body line by line: progress lines report, an `{ "error" }` line fails the run. */
-async function readNdjson(body: ReadableStream<Uint8Array>, onProgress: (p: ProgressUpdate) => void): Promise<void> {
+/** A `{ "usage": { … } }` line (CONTRACT §9): what the webhook's work used, as `ctx.reportUsage` takes it. */
+const usageReport = z.strictObject({
+  model: z.string().min(1, 'expected a non-empty string'),
+  inputTokens: z.int('expected a whole number').min(0, 'expected a whole number ≥ 0'),
+  outputTokens: z.int('expected a whole number').min(0, 'expected a whole number ≥ 0'),
+  costUsd: z.number('expected a number').min(0, 'expected a number ≥ 0').nullable().optional(),
+}, 'expected an object { model, inputTokens, outputTokens, costUsd? }');
+
+/**
+ * Output text kept while NDJSON `output` lines arrive. The core keeps OUTPUT_MAX_BYTES of UTF-8 and flags the
+ * rest (`outputTruncated`); once more UTF-16 units than that are held the text is already longer (each unit
+ * is at least one byte of UTF-8), so later lines are dropped instead of held: a chatty webhook cannot grow
+ * the process without bound, and the run is still flagged truncated.
+ */
+const MAX_HELD_OUTPUT_CHARS = OUTPUT_MAX_BYTES + 1;
+/**
+ * Largest `application/json` answer read. 256 KiB of output JSON-escaped at its worst (`\uXXXX`, 6 bytes a
+ * character) is 1.5 MiB; 4 MiB leaves room for the other fields while keeping one answer's memory bounded.
+ */
+const MAX_JSON_ANSWER_BYTES = 4 * 1024 * 1024;
+
+function describe(value: unknown): string {
+  const text = value === undefined ? 'nothing' : JSON.stringify(value);
+  return text.length > 100 ? `${text.slice(0, 100)}…` : text;
+}
+
+/** `usage.inputTokens: expected a whole number ≥ 0, got -3`: the field, the expected and the actual value. */
+function usageProblem(error: z.ZodError, usage: unknown): string {
+  const issue = error.issues[0]!;
+  if (issue.code === 'unrecognized_keys') return `usage: unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')} (expected model, inputTokens, outputTokens, costUsd)`;
+  let actual: unknown = usage;
+  for (const key of issue.path) actual = actual !== null && typeof actual === 'object' ? (actual as Record<PropertyKey, unknown>)[key] : undefined;
+  const message = issue.code === 'invalid_type' && actual === undefined ? 'is required' : issue.message;
+  return `${['usage', ...issue.path.map(String)].join('.')}: ${message}, got ${describe(actual)}`;
+}
+
+/** Collects `output` values in order: one value is the output as it is, several are joined as text. */
+function outputCollector() {
+  const values: unknown[] = [];
+  let held = 0;
+  return {
+    add(value: unknown) {
+      if (value === undefined || value === null || held >= MAX_HELD_OUTPUT_CHARS) return;
+      values.push(value);
+      held += typeof value === 'string' ? value.length : (JSON.stringify(value)?.length ?? 0);
+    },
+    result(): unknown {
+      if (values.length <= 1) return values[0];
+      return values.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join('');
+    },
+  };
+}
+
+interface NdjsonSink {
+  progress(update: ProgressUpdate): void;
+  reportUsage(usage: UsageReport): void;
+}
+
+/**
+ * Reads an NDJSON body line by line (CONTRACT §9): progress lines report, `{ "output" }` lines add to the
+ * output, a `{ "usage" }` line reports usage (a malformed one fails the run without retries: the same answer
+ * would come again), an `{ "error" }` line fails the run. Resolves to the output, `undefined` when none came.
+ */
+async function readNdjson(body: ReadableStream<Uint8Array>, sink: NdjsonSink): Promise<unknown> {
   const decoder = new TextDecoder();
+  const output = outputCollector();
   let buffer = '';
   const handle = (line: string) => {
     if (!line.trim()) return;
@@ -53,9 +121,16 @@ async function readNdjson(body: ReadableStream<Uint8Array>, onProgress: (p: Prog
     } catch {
       throw new Error(`webhook sent a line that is not JSON: ${line.slice(0, 100)}`);
     }
-    if (value && typeof value === 'object' && 'error' in value) throw new Error(String((value as { error: unknown }).error));
+    if (!value || typeof value !== 'object') return;
+    if ('error' in value) throw new Error(String((value as { error: unknown }).error));
+    if ('usage' in value) {
+      const usage = usageReport.safeParse(value.usage);
+      if (!usage.success) throw new HandlerError(`webhook sent a malformed usage line: ${usageProblem(usage.error, value.usage)}`, { retryable: false });
+      sink.reportUsage(usage.data);
+    }
+    if ('output' in value) output.add(value.output);
     const p = progressLine.safeParse(value);
-    if (p.success) onProgress(p.data);
+    if (p.success) sink.progress(p.data);
   };
   for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
     buffer += decoder.decode(chunk, { stream: true });
@@ -66,6 +141,41 @@ async function readNdjson(body: ReadableStream<Uint8Array>, onProgress: (p: Prog
     }
   }
   handle(buffer + decoder.decode());
+  return output.result();
+}
+
+const tooLarge = () => new Error(`webhook answer is larger than ${MAX_JSON_ANSWER_BYTES} bytes, the most a JSON answer may be`);
+
+/** Reads an `application/json` answer: its `output` field is the run's output (non-JSON or no field: none). */
+async function readJsonAnswer(res: Response, log: Logger): Promise<unknown> {
+  const declared = Number(res.headers.get('content-length'));
+  if (declared > MAX_JSON_ANSWER_BYTES) {
+    await res.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  if (!res.body) return undefined;
+  const decoder = new TextDecoder();
+  let text = '';
+  let size = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > MAX_JSON_ANSWER_BYTES) {
+      await res.body.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    text += decoder.decode(chunk, { stream: true });
+  }
+  text += decoder.decode();
+  if (!text.trim()) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    // A 2xx completes the run whatever its body (README, "Concepts"); the run just has no output.
+    log.warn('webhook answered application/json that is not JSON; the run has no output', { answer: text.slice(0, 100) });
+    return undefined;
+  }
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as { output?: unknown }).output : undefined;
 }
 
 export function createWebhookHandler(options: WebhookOptions): HandlerDefinition<WebhookConfig> {
@@ -114,9 +224,12 @@ export function createWebhookHandler(options: WebhookOptions): HandlerDefinition
         await res.body?.cancel().catch(() => {});
         throw new Error(`webhook answered ${res.status} ${res.statusText}`.trim());
       }
+      const type = (res.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
       try {
-        if (res.body && (res.headers.get('content-type') ?? '').includes('application/x-ndjson')) await readNdjson(res.body, ctx.progress);
-        else await res.body?.cancel().catch(() => {});
+        if (res.body && type === 'application/x-ndjson') return await readNdjson(res.body, ctx);
+        if (type === 'application/json') return await readJsonAnswer(res, ctx.log);
+        await res.body?.cancel().catch(() => {});
+        return undefined;
       } catch (err) {
         if (ctx.signal.aborted) throw ctx.signal.reason;
         if (signal.aborted) throw new Error(`webhook timed out after ${ctx.config.timeoutMs} ms`);
