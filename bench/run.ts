@@ -6,6 +6,7 @@ import { benchDispatchPg } from './dispatch-pg.ts';
 import { benchFire } from './fire.ts';
 import { benchApi } from './api.ts';
 import { benchFanout } from './fanout.ts';
+import { benchLlm } from './llm.ts';
 import { benchScale } from './scale.ts';
 import { printTable, quick, writeResults } from './harness.ts';
 
@@ -19,6 +20,7 @@ const benches: [string, () => Promise<void>][] = [
   ['scale', () => benchScale(tmp)],
   ['api', () => benchApi(tmp)],
   ['fanout', () => benchFanout(tmp)],
+  ['llm', () => benchLlm(tmp)],
 ];
 try {
   for (const [name, run] of benches) {
