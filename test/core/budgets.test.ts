@@ -3,7 +3,6 @@ import { isOver, periodOf, totalsOf } from '../../src/core/budgets.ts';
 import { DomainError } from '../../src/core/errors.ts';
 import type { ScheduleSpec } from '../../src/core/scheduler.ts';
 import type { Budget } from '../../src/core/store.ts';
-import { createMemoryStore } from '../../src/storage/memory.ts';
 import { at, createHarness, ON_POSTGRES, tempDir, type Harness } from '../harness.ts';
 import { join } from 'node:path';
 
@@ -139,8 +138,9 @@ describe('budgets', () => {
   });
 
   it('on two instances sharing a database, the period end resumes the job once', async () => {
-    const repo = createMemoryStore();
-    const a = await createHarness({ shared: true, instanceId: 'inst_a', repo, prices: PRICES, start: at('2026-01-01T10:00:00Z') });
+    // The memory store, or PostgreSQL on the second pass: either way the conditional update decides who resumes.
+    const a = await createHarness({ shared: true, instanceId: 'inst_a', prices: PRICES, start: at('2026-01-01T10:00:00Z') });
+    const repo = a.repo;
     const b = await createHarness({ shared: true, instanceId: 'inst_b', repo, prices: PRICES, clock: a.clock });
     try {
       const agent = await a.addAgent('a', { budget: DAILY });
@@ -162,9 +162,8 @@ describe('budgets', () => {
       expect(b.events.filter((e) => e.type === 'agent:resumed').length).toBe(1);
       expect((await repo.getSchedule('a'))!.paused).toBe(false);
     } finally {
-      await a[Symbol.asyncDispose]();
       await b[Symbol.asyncDispose]();
-      await repo[Symbol.asyncDispose]();
+      await a[Symbol.asyncDispose](); // it owns the store
     }
   });
 });
