@@ -101,9 +101,9 @@ export function createBudgets({ store, clock, log, agents, schedules, pause }: B
       if (!agent.budget) return;
       const s = schedules.get(agent.id);
       const over = s?.paused && s.pauseReason === 'budget' && s.resumeAt !== null
-        ? { period: agent.budget.period, resumesAt: s.resumeAt }
+        ? { resumesAt: s.resumeAt }
         : await crossing(agent);
-      if (over) throw conflict(`Agent ${agent.id} is over its ${over.period === 'day' ? 'daily' : 'monthly'} budget until ${new Date(over.resumesAt).toISOString()}`);
+      if (over) throw conflict(`Agent ${agent.id} is over its budget until ${new Date(over.resumesAt).toISOString()}`);
     },
 
     /** Resolves once every budget check asked for so far is done (stop waits for them). */

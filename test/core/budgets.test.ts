@@ -51,7 +51,7 @@ describe('budgets', () => {
     expect(h.scheduler.pausedJobs()).toEqual([{ agentId: 'a', jobId: 'a', pauseReason: 'budget' }]);
     expect((await h.repo.getSchedule('a'))!.pauseReason).toBe('budget');
     expect((await h.repo.getAgent('a'))!.status).toBe('PAUSED');
-    expect(await refusal(h.scheduler.runNow(agent))).toBe('CONFLICT: Agent a is over its daily budget until 2026-01-02T00:00:00.000Z');
+    expect(await refusal(h.scheduler.runNow(agent))).toBe('CONFLICT: Agent a is over its budget until 2026-01-02T00:00:00.000Z');
     // Paused: the hourly fires do not run.
     h.clock.advance(3 * 3_600_000);
     await h.scheduler.settled();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { HandlerError } from '../../src/core/handlers.ts';
 import { OUTPUT_MAX_BYTES } from '../../src/core/limits.ts';
+import { costOf, priceOf } from '../../src/core/run-handler.ts';
 import type { ScheduleSpec } from '../../src/core/scheduler.ts';
 import { createHarness } from '../harness.ts';
 
@@ -142,5 +143,18 @@ describe('failures that say how to retry them', () => {
       failed = await next;
     }
     expect(delays).toEqual([30_000, 2_000, 60_000]);
+  });
+});
+
+describe('prices', () => {
+  it('price a model by its own entry, else by the longest entry it extends with -, : or @ (a dated or tagged name)', () => {
+    const prices = { 'gpt-4o': { inputPerMTok: 2.5, outputPerMTok: 10 }, 'gpt-4o-mini': { inputPerMTok: 0.15, outputPerMTok: 0.6 }, llama3: { inputPerMTok: 0, outputPerMTok: 0 } };
+    expect(priceOf('gpt-4o-mini', prices)).toBe(prices['gpt-4o-mini']);
+    expect(priceOf('gpt-4o-mini-2024-07-18', prices)).toBe(prices['gpt-4o-mini']);
+    expect(priceOf('gpt-4o-2024-08-06', prices)).toBe(prices['gpt-4o']);
+    expect(priceOf('llama3:latest', prices)).toBe(prices.llama3);
+    expect(priceOf('llama3.2', prices)).toBeUndefined(); // not a tag of llama3: another model
+    expect(priceOf('gpt-4', prices)).toBeUndefined();
+    expect(costOf({ model: 'gpt-4o-mini-2024-07-18', inputTokens: 1_000_000, outputTokens: 1_000_000 }, prices)).toBeCloseTo(0.75);
   });
 });
