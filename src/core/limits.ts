@@ -14,6 +14,46 @@ export const MAX_SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
 /** Live events buffered for one slow stream consumer before it is ended with "reconnect from your last id". @default 10000 */
 export const MAX_BUFFERED_EVENTS = 10_000;
 
+// ---------- HTTP connections (the environment variables of the same names) ----------
+
+export const HTTP_DEFAULTS = Object.freeze({
+  /**
+   * Time a client has to send a request's headers (at most HTTP_MAX_HEADER_BYTES), from its first byte or from
+   * the connection's start. Any real link sends them in well under a second; 10 s forgives a bad mobile link,
+   * and a client that trickles them (slowloris) holds a socket 10 s instead of Node's 60. @default 10000
+   */
+  HTTP_HEADERS_TIMEOUT_MS: 10_000,
+  /** Time a client has to send a whole request, headers and body: a 1 MiB body at 35 KB/s. At least the headers timeout. @default 30000 */
+  HTTP_REQUEST_TIMEOUT_MS: 30_000,
+  /**
+   * An idle keep-alive connection is closed after this. Node's own figure, above the 4 s that undici and browsers
+   * reuse a connection for; behind a proxy that keeps idle upstream connections longer, set it above the proxy's
+   * idle timeout, or the proxy may send a request on a connection the server is closing. @default 5000
+   */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: 5_000,
+  /**
+   * Open connections (HTTP, WebSocket and Socket.IO alike); a new one past this is closed at once. Each costs a
+   * file descriptor and a few KiB; ten thousand is far more clients than one scheduler serves. @default 10000
+   */
+  HTTP_MAX_CONNECTIONS: 10_000,
+  /** Largest request head (request line and headers); past it `431`. Node's own figure: a JWT with many claims fits in a few KiB. @default 16384 */
+  HTTP_MAX_HEADER_BYTES: 16 * 1024,
+});
+/**
+ * How often the server looks for requests past their header or request timeout: a timeout is noticed at most this
+ * late (Node's default, 30 s, is what turned a 60 s timeout into 90 s). A pass walks only requests in progress. A
+ * shorter timeout is checked at least four times per timeout. @default 1000
+ */
+export const HTTP_TIMEOUT_CHECK_MS = 1000;
+/**
+ * A connection refused at the HTTP level (408, 431, 400) gets its answer and a FIN; it is destroyed when the client
+ * closes its side, or after this if it does not: long enough to read a short answer on any link, short enough that
+ * a client ignoring the FIN holds nothing. @default 1000
+ */
+export const REFUSED_CONNECTION_LINGER_MS = 1000;
+/** How long a browser may cache a CORS preflight answer (Chromium caps it at 7200 s). @default 600 */
+export const CORS_MAX_AGE_S = 600;
+
 // ---------- shutdown ----------
 
 /** How long SIGTERM/SIGINT (and `app.close()`) let in-flight requests and runs finish before aborting them. @default 10000 */
@@ -88,9 +128,40 @@ export const QUEUE_POLL_MS = 1000;
  */
 export const SCHEDULE_RECONCILE_MS = 5000;
 
+// ---------- progress events ----------
+
+/**
+ * Progress events one run sends as they come; past this its updates are merged and sent at most once per
+ * PROGRESS_COALESCE_MS, so one run cannot store tens of thousands of events (an llm run at the 100 ms throttle
+ * reaches it after 100 s). @default 1000
+ */
+export const MAX_PROGRESS_EVENTS_PER_RUN = 1000;
+/** How often a run past MAX_PROGRESS_EVENTS_PER_RUN sends its merged progress. @default 1000 */
+export const PROGRESS_COALESCE_MS = 1000;
+
 // ---------- AI agents (CONTRACT §9) ----------
 
 /** The most of a run's output kept, in bytes of UTF-8; a longer one keeps its start and is flagged `outputTruncated`. @default 262144 (256 KiB) */
 export const OUTPUT_MAX_BYTES = 256 * 1024;
 /** The characters of a run's output a runs list carries (`outputPreview`). @default 500 */
 export const OUTPUT_PREVIEW_CHARS = 500;
+
+// ---------- outbound calls: the webhook and llm handlers (README "Security") ----------
+
+/**
+ * Largest answer a webhook or llm server may send as one piece: an `application/json` answer, one NDJSON
+ * line, one server-sent event. 256 KiB of output JSON-escaped at its worst (`\uXXXX`, 6 bytes a character) is
+ * 1.5 MiB; 4 MiB leaves room for the other fields while one answer's memory stays bounded (a 40 MB line
+ * grew the process by 400 MB). WEBHOOK_MAX_ANSWER_BYTES and LLM_MAX_ANSWER_BYTES. @default 4194304 (4 MiB)
+ */
+export const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+/**
+ * The most characters of an error message a remote server sends (a webhook's `{ "error" }` line, an llm
+ * server's `error.message`) that a run keeps: longer ones are cut and end in `…`. A run's error is stored,
+ * broadcast to every subscriber and shown in lists; 1,000 characters hold any real reason. @default 1000
+ */
+export const REMOTE_ERROR_MAX_CHARS = 1000;
+/** Headers one webhook or llm agent's `config.headers` may set. @default 50 */
+export const MAX_CONFIG_HEADERS = 50;
+/** Longest value of one of those headers, in characters (a long bearer token or cookie fits). @default 8192 */
+export const MAX_CONFIG_HEADER_CHARS = 8192;

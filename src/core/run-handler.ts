@@ -1,6 +1,7 @@
 import type { ActiveRun, ActiveRuns } from './active-runs.ts';
 import type { AgentState } from './agent-state.ts';
-import type { Clock } from './clock.ts';
+import type { Clock, TimerHandle } from './clock.ts';
+import { MAX_PROGRESS_EVENTS_PER_RUN, PROGRESS_COALESCE_MS } from './limits.ts';
 import { errorText } from './errors.ts';
 import { iso, type EventLog } from './event-log.ts';
 import { HandlerError, type HandlerContext, type HandlerDefinition, type HandlerRegistry, type ProgressUpdate, type UsageReport } from './handlers.ts';
@@ -68,10 +69,23 @@ export type Prices = Readonly<Record<string, { inputPerMTok: number; outputPerMT
 
 const tokens = (n: unknown): number => (typeof n === 'number' && Number.isFinite(n) && n > 0 ? Math.round(n) : 0);
 
-/** A report's cost: as given, else from `prices` for its model, else null. */
+/**
+ * The price of `model`: its own entry, else the longest entry it starts with followed by `-`, `:` or `@` — a
+ * hosted API answers `gpt-4o-mini-2024-07-18` for `gpt-4o-mini`, Ollama `llama3.2:latest` for `llama3.2`.
+ */
+export function priceOf(model: string, prices: Prices): Prices[string] | undefined {
+  if (Object.hasOwn(prices, model)) return prices[model];
+  let best: string | undefined;
+  for (const name of Object.keys(prices)) {
+    if (model.length > name.length && model.startsWith(name) && '-:@'.includes(model[name.length]!) && (!best || name.length > best.length)) best = name;
+  }
+  return best === undefined ? undefined : prices[best];
+}
+
+/** A report's cost: as given, else from `prices` for its model (see `priceOf`), else null. */
 export function costOf(usage: UsageReport, prices: Prices): number | null {
   if (typeof usage.costUsd === 'number' && Number.isFinite(usage.costUsd) && usage.costUsd >= 0) return usage.costUsd;
-  const price = Object.hasOwn(prices, usage.model) ? prices[usage.model] : undefined;
+  const price = priceOf(usage.model, prices);
   if (!price) return null;
   return (tokens(usage.inputTokens) * price.inputPerMTok + tokens(usage.outputTokens) * price.outputPerMTok) / 1_000_000;
 }
@@ -106,8 +120,18 @@ export function createRunHandler(options: RunHandlerOptions) {
   /** Set by abortRunning: a run whose take was still on its way when it came starts aborted (it finishes at once). */
   let abortedAll: RunAbort | undefined;
 
-  function progress(a: ActiveRun, update: ProgressUpdate): void {
-    if (a.state !== 'running' || !active.holds(a)) return; // late report after the run ended
+  /**
+   * A run's progress past MAX_PROGRESS_EVENTS_PER_RUN events: the updates that came since the last event, merged
+   * (the latest figures, the deltas joined in order), sent at most once per PROGRESS_COALESCE_MS and before the run ends.
+   */
+  interface Coalescing {
+    sent: number;
+    pending: ProgressUpdate | undefined;
+    timer: TimerHandle | undefined;
+  }
+  const coalescing = new WeakMap<ActiveRun, Coalescing>();
+
+  function sendProgress(a: ActiveRun, update: ProgressUpdate): void {
     const { run } = a;
     const pct = Number.isFinite(update.progress) ? Math.min(100, Math.max(0, update.progress)) : 0;
     run.progress = pct;
@@ -124,6 +148,36 @@ export function createRunHandler(options: RunHandlerOptions) {
       ...(typeof update.delta === 'string' && { delta: update.delta }),
       timestamp: iso(clock.now())!,
     }, fence);
+  }
+
+  /** Sends the merged updates a run still holds back (its timer came, or the run is ending). */
+  function flushProgress(a: ActiveRun): void {
+    const c = coalescing.get(a);
+    if (!c) return;
+    c.timer?.cancel();
+    c.timer = undefined;
+    const pending = c.pending;
+    c.pending = undefined;
+    if (pending && a.state === 'running' && active.holds(a)) sendProgress(a, pending);
+  }
+
+  /**
+   * Every update is an event (stored, so a client resuming from its last id misses none) until a run has sent
+   * MAX_PROGRESS_EVENTS_PER_RUN; past that they are coalesced, so one chatty run cannot fill the event log.
+   * Nothing is lost by merging: the figures are the latest and the deltas, joined, are the same text.
+   */
+  function progress(a: ActiveRun, update: ProgressUpdate): void {
+    if (a.state !== 'running' || !active.holds(a) || !update || typeof update !== 'object') return; // late report after the run ended
+    let c = coalescing.get(a);
+    if (!c) coalescing.set(a, (c = { sent: 0, pending: undefined, timer: undefined }));
+    if (c.sent < MAX_PROGRESS_EVENTS_PER_RUN && !c.pending) {
+      c.sent++;
+      sendProgress(a, update);
+      return;
+    }
+    const delta = typeof update.delta === 'string' ? (c.pending?.delta ?? '') + update.delta : c.pending?.delta;
+    c.pending = { ...c.pending, ...update, ...(delta !== undefined && { delta }) };
+    c.timer ??= clock.setTimer(() => flushProgress(a), PROGRESS_COALESCE_MS);
   }
 
   /** Usage reported while the run goes: kept on the run (the last report wins) and written with its end. */
@@ -208,6 +262,7 @@ export function createRunHandler(options: RunHandlerOptions) {
         log,
       });
       timeout.cancel();
+      flushProgress(a); // what was held back is sent before the run's end
       finish(a, agent, outcomeOf(settled, controller.signal));
     } catch (err) {
       log.error('run failed to execute', { runId: run.id, error: errorText(err) });
