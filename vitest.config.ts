@@ -23,6 +23,9 @@ if (!postgresUrl) process.stdout.write('PostgreSQL pass skipped: TEST_POSTGRES_U
  */
 const NOT_ON_POSTGRES = [
   'test/core/backoff.test.ts',
+  // Pure, or a browser's CORS checks: the database changes nothing they test.
+  'test/cron-oracle.test.ts',
+  'test/cors-browser.test.ts',
   'test/core/timeline.test.ts',
   'test/lint.test.ts',
   'test/config.test.ts',

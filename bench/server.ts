@@ -2,9 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
 /** Starts `npm start`'s entry in its own process (so load generators do not share its CPU). */
+/** The per-owner caps guard a shared server from one user; a benchmark is that one user, measuring throughput. */
+const BENCH_LIMITS = { MAX_AGENTS_PER_OWNER: '1000000', MANUAL_RUNS_PER_MINUTE: '1000000' };
+
 export async function startServerProcess(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
   const profile = process.env['BENCH_SERVER_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_SERVER_PROFILE']}`] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', new URL('../src/runtime/node.ts', import.meta.url).pathname], { env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', new URL('../src/runtime/node.ts', import.meta.url).pathname], { env: { ...process.env, PORT: '0', ...BENCH_LIMITS, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
     createInterface({ input: child.stdout! }).on('line', (line) => {

@@ -11,6 +11,7 @@ import { createLocalSignals, type Signals } from './core/signals.ts';
 import { demoHandler } from './handlers/demo.ts';
 import { createLlmHandler } from './handlers/llm.ts';
 import { createWebhookHandler } from './handlers/webhook.ts';
+import { listeningPort } from './transport/guarded-fetch.ts';
 import { createAuth } from './services/auth.ts';
 import { createHealth } from './services/health.ts';
 import { createServices } from './services/services.ts';
@@ -80,7 +81,7 @@ export class PortInUseError extends Error {
 export async function createApp(options: AppOptions) {
   const { config } = options;
   const logger = options.logger ?? silentLogger;
-  const auth = createAuth({ secret: options.jwtSecret, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE });
+  const auth = createAuth({ secret: options.jwtSecret, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, maxTtlS: config.JWT_MAX_TTL });
   const clock = options.clock ?? systemClock;
   const env = options.env ?? {};
   const db = new Kysely<Database>({ dialect: options.dialect });
@@ -99,10 +100,12 @@ export async function createApp(options: AppOptions) {
     if (Number(payload) > scheduler.lastEventId()) void repo.pollEvents();
   });
 
+  // The port this server listens on, read at run time (PORT=0 picks one at listen): webhook and llm calls to it are refused.
+  const ownPort = listeningPort(() => http.server.address());
   const handlers: HandlerRegistry = createHandlerRegistry([
     demoHandler as HandlerDefinition<never>,
-    createWebhookHandler({ allowedHosts: config.WEBHOOK_ALLOWED_HOSTS, signingSecret: options.webhookSecret }) as HandlerDefinition<never>,
-    createLlmHandler({ allowedHosts: config.LLM_ALLOWED_HOSTS, env: (name) => env[name], clock }) as HandlerDefinition<never>,
+    createWebhookHandler({ allowedHosts: config.WEBHOOK_ALLOWED_HOSTS, signingSecret: options.webhookSecret, ownPort, maxAnswerBytes: config.WEBHOOK_MAX_ANSWER_BYTES }) as HandlerDefinition<never>,
+    createLlmHandler({ allowedHosts: config.LLM_ALLOWED_HOSTS, env: (name) => env[name], clock, ownPort, maxAnswerBytes: config.LLM_MAX_ANSWER_BYTES }) as HandlerDefinition<never>,
     ...(options.handlers ?? []),
   ]);
 
@@ -161,12 +164,16 @@ export async function createApp(options: AppOptions) {
 
   // /healthz: degraded while the database does not answer, or (on a shared database) while signals are down.
   const health = createHealth({ store: repo, clock, ...(shared && { signalsConnected: () => signals.connected }) });
-  const services = createServices({ store: repo, scheduler, handlers, instances: instance, now: () => clock.now(), health });
-  const trpc = createTrpcTransport({ auth, services });
+  const services = createServices({
+    store: repo, scheduler, handlers, instances: instance, now: () => clock.now(), health,
+    limits: { maxAgentsPerOwner: config.MAX_AGENTS_PER_OWNER, manualRunsPerMinute: config.MANUAL_RUNS_PER_MINUTE, agentTimeoutMs: config.AGENT_TIMEOUT_MS },
+  });
+  const trpc = createTrpcTransport({ auth, services, maxBatch: config.TRPC_MAX_BATCH, logger });
   const upgradeTrpc = afterStart(trpc.upgrade);
   const http = createHttpServer({
     rest: afterStart(createRestHandler({ services, auth, logger })),
     logger,
+    config,
     mounts: [{ prefix: '/trpc', handle: afterStart(trpc.handle) }],
     upgrades: [{
       prefix: '/trpc',
@@ -177,7 +184,7 @@ export async function createApp(options: AppOptions) {
     }],
     foreignUpgrades: ['/socket.io'],
   });
-  const socketio = attachSocketIo(http.server, { auth, services, logger });
+  const socketio = attachSocketIo(http.server, { auth, services, logger, authGraceMs: config.SOCKET_AUTH_GRACE_MS, maxSubscriptions: config.MAX_SUBSCRIPTIONS_PER_SOCKET });
 
   let started: Promise<void> | undefined;
   /**

@@ -1,5 +1,9 @@
 import { z } from 'zod';
 import { MAX_CONCURRENCY, MIN_EVENT_RETENTION_MS, MIN_SECRET_BYTES, SCHEDULER_DEFAULTS as D } from './core/limits.ts';
+import { MAX_ANSWER_BYTES } from './core/limits.ts';
+import { HTTP_DEFAULTS as H } from './core/limits.ts';
+import { MANUAL_RUNS_PER_MINUTE, MAX_AGENTS_PER_OWNER } from './core/limits.ts';
+import { JWT_MAX_TTL_S, MAX_SUBSCRIPTIONS_PER_SOCKET, SOCKET_AUTH_GRACE_MS, TRPC_MAX_BATCH } from './core/limits.ts';
 
 /**
  * The server's configuration, one environment variable a field (the README's "Configuration" table).
@@ -41,6 +45,32 @@ const prices = z
   })
   .pipe(z.record(z.string(), price, { error: 'expected an object of models, each { inputPerMTok, outputPerMTok }' }));
 
+/**
+ * CORS_ORIGINS: `*`, or a comma-separated list of origins (`scheme://host[:port]`, nothing after), each kept in the
+ * form browsers send in `Origin` (lower-case host, no default port). Empty: the server's own origin only.
+ */
+const originList = z
+  .string()
+  .transform((s, ctx) => {
+    const entries = s.split(',').map((o) => o.trim()).filter(Boolean);
+    if (entries.includes('*')) return ['*'];
+    const origins: string[] = [];
+    for (const entry of entries) {
+      let url: URL | undefined;
+      try {
+        url = new URL(entry);
+      } catch {
+        // reported below
+      }
+      if (!url || !/^https?:$/.test(url.protocol) || url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
+        ctx.addIssue({ code: 'custom', message: `expected * or a comma-separated list of origins such as https://app.example.com (scheme, host and port only; ${JSON.stringify(entry)} is not one)` });
+        return z.NEVER;
+      }
+      origins.push(url.origin);
+    }
+    return origins;
+  });
+
 const databaseUrl = z
   .string()
   .trim()
@@ -58,6 +88,14 @@ const envSchema = z.object({
     .optional(),
   JWT_ISSUER: z.string().min(1).optional(),
   JWT_AUDIENCE: z.string().min(1).optional(),
+  /** Longest token lifetime in seconds: a token whose exp is further than this from its iat (or now) is 401. */
+  JWT_MAX_TTL: intFrom(1).default(JWT_MAX_TTL_S),
+  /** Time a Socket.IO / tRPC WebSocket has to authenticate before it is closed. */
+  SOCKET_AUTH_GRACE_MS: intFrom(100).default(SOCKET_AUTH_GRACE_MS),
+  /** Agent subscriptions one socket may hold at once. */
+  MAX_SUBSCRIPTIONS_PER_SOCKET: intFrom(1).default(MAX_SUBSCRIPTIONS_PER_SOCKET),
+  /** Calls in one tRPC batch (HTTP or one WebSocket message); more is a 400. */
+  TRPC_MAX_BATCH: intFrom(1).default(TRPC_MAX_BATCH),
   MAX_CONCURRENT_AGENTS: intFrom(1, MAX_CONCURRENCY).default(D.MAX_CONCURRENT_AGENTS),
   MAX_RETRIES: intFrom(0, 100).default(D.MAX_RETRIES),
   RETRY_BASE_DELAY_MS: intFrom(1).default(D.RETRY_BASE_DELAY_MS),
@@ -65,18 +103,38 @@ const envSchema = z.object({
   AGENT_TIMEOUT_MS: intFrom(1).default(D.AGENT_TIMEOUT_MS),
   WEBHOOK_ALLOWED_HOSTS: hostList.default(['localhost', '127.0.0.1', '::1']),
   WEBHOOK_SIGNING_SECRET: z.string().min(1).optional(),
+  /** Largest JSON answer, and longest NDJSON line, a webhook may send; past it the run fails. At least 64 KiB. */
+  WEBHOOK_MAX_ANSWER_BYTES: intFrom(65_536).default(MAX_ANSWER_BYTES),
   /** Hosts an `llm` agent's baseUrl may name; the same rules as WEBHOOK_ALLOWED_HOSTS. */
   LLM_ALLOWED_HOSTS: hostList.default(['localhost', '127.0.0.1', '::1']),
+  /** Largest JSON answer, and longest server-sent event, an llm server may send; past it the run fails. At least 64 KiB. */
+  LLM_MAX_ANSWER_BYTES: intFrom(65_536).default(MAX_ANSWER_BYTES),
   /** USD per million tokens by model, pricing usage that comes without a cost. */
   LLM_PRICES: prices.default({}),
   /** Runs kept per agent; older ones are trimmed. */
   RUN_HISTORY_LIMIT: intFrom(1).default(D.RUN_HISTORY_LIMIT),
+  /** Agents one owner may hold; one more is a 409. */
+  MAX_AGENTS_PER_OWNER: intFrom(1).default(MAX_AGENTS_PER_OWNER),
+  /** Manual runs one agent may be asked for in any 60 s (counted in the database, across instances); one more is a 429. */
+  MANUAL_RUNS_PER_MINUTE: intFrom(1).default(MANUAL_RUNS_PER_MINUTE),
   /** How long stored events are kept for stream resume; never under an hour, so a client can resume after a short outage. */
   EVENT_RETENTION_MS: intFrom(MIN_EVENT_RETENTION_MS).default(D.EVENT_RETENTION_MS),
   /** How often this instance renews its row in the instances table. */
   INSTANCE_HEARTBEAT_MS: intFrom(1).default(D.INSTANCE_HEARTBEAT_MS),
   /** An instance whose heartbeat is older than this is no longer live; more than the heartbeat. */
   INSTANCE_LEASE_MS: intFrom(1).default(D.INSTANCE_LEASE_MS),
+  /** Browser origins besides the server's own that may call REST, tRPC and Socket.IO (`*`: any). */
+  CORS_ORIGINS: originList.default([]),
+  /** Time a client has to send a request's headers; then `408` and the connection is closed. */
+  HTTP_HEADERS_TIMEOUT_MS: intFrom(1).default(H.HTTP_HEADERS_TIMEOUT_MS),
+  /** Time a client has to send a whole request; then `408`. At least HTTP_HEADERS_TIMEOUT_MS. */
+  HTTP_REQUEST_TIMEOUT_MS: intFrom(1).default(H.HTTP_REQUEST_TIMEOUT_MS),
+  /** An idle keep-alive connection is closed after this. */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: intFrom(1).default(H.HTTP_KEEP_ALIVE_TIMEOUT_MS),
+  /** Open connections at once; a new one past this is closed without an answer. */
+  HTTP_MAX_CONNECTIONS: intFrom(1).default(H.HTTP_MAX_CONNECTIONS),
+  /** Largest request head; past it `431`. */
+  HTTP_MAX_HEADER_BYTES: intFrom(1024, 1024 * 1024).default(H.HTTP_MAX_HEADER_BYTES),
 });
 
 export type Config = Readonly<z.output<typeof envSchema>>;
@@ -120,8 +178,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       `Invalid environment variable INSTANCE_LEASE_MS: expected more than INSTANCE_HEARTBEAT_MS (${cfg.INSTANCE_HEARTBEAT_MS}), got ${cfg.INSTANCE_LEASE_MS}`,
     );
   }
+  if (cfg.HTTP_REQUEST_TIMEOUT_MS < cfg.HTTP_HEADERS_TIMEOUT_MS) {
+    throw new ConfigError(
+      `Invalid environment variable HTTP_REQUEST_TIMEOUT_MS: expected at least HTTP_HEADERS_TIMEOUT_MS (${cfg.HTTP_HEADERS_TIMEOUT_MS}), got ${cfg.HTTP_REQUEST_TIMEOUT_MS}`,
+    );
+  }
   return Object.freeze({
     ...cfg,
+    CORS_ORIGINS: Object.freeze([...cfg.CORS_ORIGINS]) as string[],
     WEBHOOK_ALLOWED_HOSTS: Object.freeze([...cfg.WEBHOOK_ALLOWED_HOSTS]) as string[],
     LLM_ALLOWED_HOSTS: Object.freeze([...cfg.LLM_ALLOWED_HOSTS]) as string[],
     LLM_PRICES: Object.freeze({ ...cfg.LLM_PRICES }),

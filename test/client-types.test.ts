@@ -15,6 +15,7 @@ describe('typed client', () => {
     expectTypeOf<SetInput['priority']>().toEqualTypeOf<'LOW' | 'NORMAL' | 'HIGH' | 'CRITICAL' | undefined>();
     expectTypeOf<SetInput['cronExpression']>().toEqualTypeOf<string>();
     expectTypeOf<SetInput['agentId']>().toEqualTypeOf<string>();
+    expectTypeOf<Awaited<ReturnType<typeof c.schedule.set.mutate>>['priority']>().toEqualTypeOf<'LOW' | 'NORMAL' | 'HIGH' | 'CRITICAL'>();
 
     type Info = Awaited<ReturnType<typeof c.schedule.get.query>>;
     expectTypeOf<NonNullable<Info['taskDetails']>['priority']>().toEqualTypeOf<number>();

@@ -54,6 +54,41 @@ describe('config', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(message);
   });
 
+  it('parses LLM_PRICES as USD per million tokens by model, {} by default', () => {
+    expect(loadConfig({}).LLM_PRICES).toEqual({});
+    const c = loadConfig({ LLM_PRICES: '{"gpt-4o":{"inputPerMTok":2.5,"outputPerMTok":10},"llama3.2":{"inputPerMTok":0,"outputPerMTok":0}}' });
+    expect(c.LLM_PRICES).toEqual({ 'gpt-4o': { inputPerMTok: 2.5, outputPerMTok: 10 }, 'llama3.2': { inputPerMTok: 0, outputPerMTok: 0 } });
+    expect(Object.isFrozen(c.LLM_PRICES)).toBe(true);
+  });
+
+  const badPrices: [string, string, RegExp][] = [
+    ['not JSON', '{gpt-4o: 2.5}', /^Invalid environment variable LLM_PRICES: expected JSON such as \{"gpt-4o":\{"inputPerMTok":2\.5,"outputPerMTok":10\}\}, got "\{gpt-4o: 2\.5\}"$/],
+    ['an array', '[1,2]', /^Invalid environment variable LLM_PRICES: expected an object of models, each \{ inputPerMTok, outputPerMTok \}/],
+    ['a number per model', '{"gpt-4o":2.5}', /^Invalid environment variable LLM_PRICES: .*expected object, received number/],
+    ['null', 'null', /^Invalid environment variable LLM_PRICES: expected an object of models/],
+    ['a price that is a string', '{"gpt-4o":{"inputPerMTok":"2.5","outputPerMTok":10}}', /^Invalid environment variable LLM_PRICES: expected a number of USD per million input tokens/],
+    ['a missing price', '{"gpt-4o":{"inputPerMTok":2.5}}', /^Invalid environment variable LLM_PRICES: expected a number of USD per million output tokens/],
+    ['a negative price', '{"gpt-4o":{"inputPerMTok":-1,"outputPerMTok":10}}', /^Invalid environment variable LLM_PRICES: expected a number of USD per million input tokens/],
+    ['an unknown field', '{"gpt-4o":{"inputPerMTok":1,"outputPerMTok":1,"perRequest":1}}', /^Invalid environment variable LLM_PRICES: .*"perRequest"/],
+  ];
+  it.each(badPrices)('rejects LLM_PRICES that is %s with a ConfigError naming LLM_PRICES', (_what, value, message) => {
+    expect(() => loadConfig({ LLM_PRICES: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ LLM_PRICES: value })).toThrow(message);
+  });
+
+  it('parses LLM_ALLOWED_HOSTS like WEBHOOK_ALLOWED_HOSTS: trimmed, lower-cased, empty entries dropped', () => {
+    expect(loadConfig({}).LLM_ALLOWED_HOSTS).toEqual(['localhost', '127.0.0.1', '::1']);
+    const value = ' API.OpenAI.com , ,ollama.local,::1 ';
+    const c = loadConfig({ LLM_ALLOWED_HOSTS: value, WEBHOOK_ALLOWED_HOSTS: value });
+    expect(c.LLM_ALLOWED_HOSTS).toEqual(['api.openai.com', 'ollama.local', '::1']);
+    expect(c.LLM_ALLOWED_HOSTS).toEqual(c.WEBHOOK_ALLOWED_HOSTS);
+    expect(Object.isFrozen(c.LLM_ALLOWED_HOSTS)).toBe(true);
+    // Each variable is its own list.
+    expect(loadConfig({ LLM_ALLOWED_HOSTS: 'api.openai.com' }).WEBHOOK_ALLOWED_HOSTS).toEqual(['localhost', '127.0.0.1', '::1']);
+    expect(() => loadConfig({ LLM_ALLOWED_HOSTS: ' , ' })).toThrow(ConfigError);
+    expect(() => loadConfig({ LLM_ALLOWED_HOSTS: ' , ' })).toThrow(/^Invalid environment variable LLM_ALLOWED_HOSTS: expected a comma-separated list of at least one host, got " , "$/);
+  });
+
   it('never echoes a secret in the error', () => {
     expect(() => loadConfig({ JWT_SECRET: 'hunter2' })).toThrow(/^(?!.*hunter2)/);
   });

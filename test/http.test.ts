@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
 import { startServer } from './harness.ts';
 
 describe('HTTP', () => {
@@ -88,5 +89,20 @@ describe('HTTP', () => {
     expect(await status).toBe(201);
     await closing;
     await expect(fetch(`${s.url}/healthz`)).rejects.toThrow();
+  });
+
+  it('sets its connection limits from the configuration', async () => {
+    await using s = await startServer({ env: { HTTP_HEADERS_TIMEOUT_MS: '2000', HTTP_REQUEST_TIMEOUT_MS: '4000', HTTP_KEEP_ALIVE_TIMEOUT_MS: '3000', HTTP_MAX_CONNECTIONS: '50' } });
+    const server = s.app.server;
+    expect([server.headersTimeout, server.requestTimeout, server.keepAliveTimeout, server.maxConnections]).toEqual([2000, 4000, 3000, 50]);
+    await using d = await startServer();
+    expect([d.app.server.headersTimeout, d.app.server.requestTimeout, d.app.server.keepAliveTimeout, d.app.server.maxConnections]).toEqual([10_000, 30_000, 5_000, 10_000]);
+  });
+
+  it('refuses a bad CORS_ORIGINS entry and a request timeout under the headers timeout, naming them', () => {
+    expect(() => loadConfig({ CORS_ORIGINS: 'http://ok.test, https://a.test/path' })).toThrow(/^Invalid environment variable CORS_ORIGINS: .*"https:\/\/a.test\/path" is not one/);
+    expect(loadConfig({ CORS_ORIGINS: 'HTTP://App.Test:80/, *' }).CORS_ORIGINS).toEqual(['*']);
+    expect(loadConfig({ CORS_ORIGINS: 'HTTP://App.Test:80/' }).CORS_ORIGINS).toEqual(['http://app.test']);
+    expect(() => loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '5000', HTTP_REQUEST_TIMEOUT_MS: '1000' })).toThrow(/HTTP_REQUEST_TIMEOUT_MS: expected at least HTTP_HEADERS_TIMEOUT_MS/);
   });
 });

@@ -197,7 +197,9 @@ describe('GET /api/instances and instances.list', () => {
     const op = doc.paths['/api/instances'].get;
     expect(op.operationId).toBe('instances.list');
     expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '401', '403']));
-    expect(op.responses['200'].content['application/json'].schema.properties.data.items.required).toEqual(['id', 'host', 'pid', 'startedAt', 'heartbeatAt', 'running', 'maxConcurrent']);
+    const items = op.responses['200'].content['application/json'].schema.properties.data.items;
+    const instance = items.$ref ? doc.components.schemas[items.$ref.split('/').pop()] : items;
+    expect(instance.required).toEqual(['id', 'host', 'pid', 'startedAt', 'heartbeatAt', 'running', 'maxConcurrent']);
   });
 
   it('sums maxConcurrent over live instances in the status, and drops one whose heartbeat stops (short settings)', async () => {

@@ -36,13 +36,16 @@ describe('OpenAPI', () => {
     await using s = await startServer();
     const doc = (await s.call('GET', '/api/openapi.json', { token: null })).body;
     const schedule = doc.paths['/api/agents/{agentId}/schedule'].post;
-    const body = schedule.requestBody.content['application/json'].schema;
+    expect(schedule.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ScheduleSetBody' });
+    const body = doc.components.schemas.ScheduleSetBody;
     expect(body.required).toEqual(['cronExpression']);
-    expect(body.properties.priority.enum).toEqual(['LOW', 'NORMAL', 'HIGH', 'CRITICAL']);
+    expect(body.properties.priority).toEqual({ default: 'NORMAL', $ref: '#/components/schemas/Priority' });
+    expect(doc.components.schemas.Priority.enum).toEqual(['LOW', 'NORMAL', 'HIGH', 'CRITICAL']);
     expect(schedule.parameters).toEqual([expect.objectContaining({ name: 'agentId', in: 'path', required: true })]);
     expect(Object.keys(schedule.responses)).toEqual(expect.arrayContaining(['200', '201', '400', '401', '404']));
     const status = doc.paths['/api/agents/schedule/status'].get.responses['200'].content['application/json'].schema;
-    expect(status.properties.data.required).toEqual(['isRunning', 'scheduledTasksCount', 'runningAgentsCount', 'queuedTasksCount', 'maxConcurrentAgents', 'pausedJobsCount']);
+    expect(status.properties.data).toEqual({ $ref: '#/components/schemas/SchedulerStats' });
+    expect(doc.components.schemas.SchedulerStats.required).toEqual(['isRunning', 'scheduledTasksCount', 'runningAgentsCount', 'queuedTasksCount', 'maxConcurrentAgents', 'pausedJobsCount']);
   });
 
   it('renders the docs page from local files', async () => {

@@ -45,6 +45,8 @@ describe('runtime (npm start, npm run token)', () => {
       // `npm run token` signs with the same generated secret.
       const r = spawnSync('npm', ['run', '--silent', 'token', '--', '--sub', 'alice', '--role', 'admin', '--ttl', '2h'], { env: env(dir.path), encoding: 'utf8' });
       expect(r.status).toBe(0);
+      // Only the token on stdout, so `TOKEN=$(npm run -s token …)` captures exactly it.
+      expect(r.stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
       const printed = r.stdout.trim();
       const claims = decodeJwt(printed);
       expect(claims).toMatchObject({ sub: 'alice', role: 'admin' });

@@ -200,7 +200,7 @@ describe.each(stores)('storage contract on %s', (_name, open) => {
     expect((await repo.loadOpenRuns()).map((r) => r.id)).toEqual(['c', 'a', 'b', 'other', 'd']);
   });
 
-  it('deletes an agent with its schedule and runs; its events expire with the others', async () => {
+  it('deletes an agent with its schedule, runs and events (an id taken again replays nothing); ids are not reused', async () => {
     await using repo = await open();
     await repo.insertAgent(agent('a1'));
     await repo.insertAgent(agent('a2'));
@@ -208,12 +208,15 @@ describe.each(stores)('storage contract on %s', (_name, open) => {
     repo.write({ op: 'run.insert', run: run('r2', 'a2', 1) });
     repo.write({ op: 'schedule.upsert', schedule: schedule('a1') });
     repo.write({ op: 'event.insert', event: { type: 'agent:paused', agentId: 'a1', data: {}, createdAt: 1 } });
+    repo.write({ op: 'event.insert', event: { type: 'agent:paused', agentId: 'a2', data: {}, createdAt: 1 } });
     await repo.flush();
     await repo.deleteAgent('a1');
     expect(await repo.getAgent('a1')).toBeUndefined();
     expect(await repo.getSchedule('a1')).toBeUndefined();
     expect(await repo.listRuns('a1', 10)).toEqual([]);
-    expect((await repo.eventsAfter(0, 'a1', 10)).map((e) => e.id)).toEqual([1]);
+    expect(await repo.eventsAfter(0, 'a1', 10)).toEqual([]);
+    expect((await repo.eventsAfter(0, 'a2', 10)).map((e) => e.id)).toEqual([2]);
+    expect(await repo.maxEventId()).toBe(2);
     expect((await repo.listRuns('a2', 10)).map((r) => r.id)).toEqual(['r2']);
     expect(await repo.getAgent('a2')).toBeDefined();
   });

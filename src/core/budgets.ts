@@ -78,7 +78,8 @@ export function createBudgets({ store, clock, log, agents, schedules, pause }: B
 
   async function check(agentId: string): Promise<void> {
     const agent = agents.get(agentId) ?? (await agents.load(agentId));
-    if (!agent?.budget || schedules.get(agentId)?.paused) return;
+    const s = schedules.get(agentId);
+    if (!agent?.budget || (s?.paused && s.pauseReason === 'budget')) return; // already paused for it
     const over = await crossing(agent);
     if (over) await pause(agentId, over);
   }

@@ -28,6 +28,17 @@ export function isValidTimezone(tz: string): boolean {
   }
 }
 
+/**
+ * croner reads a day-of-week range ending in SUN as ending in 7, so `SUN-SUN` becomes `0-7`, every day
+ * (found by test/cron-oracle.test.ts): written `0-0` it means Sunday, as every other cron reads it.
+ */
+function sundayRangeFixed(expression: string): string {
+  const fields = expression.split(/\s+/);
+  if (fields.length !== 5 && fields.length !== 6) return expression;
+  fields[fields.length - 1] = fields[fields.length - 1]!.replace(/(^|,)sun-sun(?=$|,|\/)/gi, '$10-0');
+  return fields.join(' ');
+}
+
 function pattern(expression: string, timezone: string): Parsed {
   const key = `${timezone}\u0000${expression}`;
   const found = parsed.get(key);
@@ -41,7 +52,7 @@ function pattern(expression: string, timezone: string): Parsed {
   try {
     // '5-or-6-parts': the standard 5 fields, or 6 with a leading seconds field. croner's default
     // OR-combination of day-of-month and day-of-week is the classic cron rule.
-    cron = new Cron(trimmed, { timezone, paused: true, mode: '5-or-6-parts' });
+    cron = new Cron(sundayRangeFixed(trimmed), { timezone, paused: true, mode: '5-or-6-parts' });
   } catch (err) {
     const why = err instanceof Error ? err.message.replace(/^CronPattern:\s*/, '') : String(err);
     throw badRequest(`cronExpression: invalid cron expression "${expression}": ${why}`);
@@ -52,9 +63,18 @@ function pattern(expression: string, timezone: string): Parsed {
   return entry;
 }
 
-/** Throws a BAD_REQUEST naming the expression unless it parses and has at least one future occurrence. */
+/**
+ * Throws a BAD_REQUEST naming the expression unless it parses and names at least one instant: croner
+ * accepts a date no calendar has (`0 0 30 2 *`, February 30th), and such a schedule would be stored with
+ * `nextRunAt: null`, never to fire. Asked from 1970 because an instant that exists at all exists after it
+ * (a 5- or 6-field pattern has no year); croner gives up on a date that matches nothing at year 10000,
+ * after ~6 ms of searching, once per distinct expression at most (the parse is cached).
+ */
 export function validateCron(expression: string, timezone = 'UTC'): void {
-  pattern(expression, timezone);
+  const p = pattern(expression, timezone);
+  if (p.cron.nextRun(new Date(0)) === null) {
+    throw badRequest(`cronExpression: "${expression}" never fires: no date matches it`);
+  }
 }
 
 /** The first occurrence strictly after `afterMs`, or null when the pattern has none. */
@@ -67,4 +87,67 @@ export function nextOccurrence(expression: string, timezone: string, afterMs: nu
   p.after = afterMs;
   p.next = next ? next.getTime() : null;
   return p.next;
+}
+
+/** The latest occurrence at or before `atMs`, or null when the pattern has none. One backwards search, however far `atMs` is. */
+export function latestOccurrence(expression: string, timezone: string, atMs: number): number | null {
+  // croner strips milliseconds and includes a run earlier in the same second as the reference: 1 ms past
+  // `atMs` makes an occurrence exactly at `atMs` count. A DST fold could still answer one past it: step back then.
+  const cron = pattern(expression, timezone).cron;
+  const [latest, before] = cron.previousRuns(2, new Date(atMs + 1)).map((d) => d.getTime());
+  if (latest === undefined) return null;
+  return latest <= atMs ? latest : (before ?? null);
+}
+
+/** What `countOccurrences` found. */
+export interface OccurrenceCount {
+  /** Occurrences in the range, at most the cap asked for. */
+  count: number;
+  /** true when there are more than `count`. */
+  capped: boolean;
+  /** The latest occurrence in the range (found directly when the count was capped), or null when there is none. */
+  latest: number | null;
+}
+
+interface Counted extends OccurrenceCount {
+  /** The range end counted up to. */
+  to: number;
+  /** The first occurrence after the last one counted (null: none). */
+  next: number | null;
+}
+
+/**
+ * Counts already made, by (expression, timezone, start of range): schedules that share an expression
+ * missed the same slots, and a restart asks the same question for each of them. A later end continues
+ * a count instead of starting it again.
+ */
+const counts = new Map<string, Counted>();
+/** Counts kept; past this the oldest is dropped. Each is a few numbers. */
+const COUNT_CACHE_LIMIT = 10_000;
+
+/**
+ * The occurrences in (afterMs, toMs], counted one by one up to `cap` (each costs croner ~50 µs, so the cap
+ * bounds the work: a schedule every second down for a day has 86,400), with the latest of them, which is
+ * found with one backwards search when the count stops at the cap. What a restart records as missed.
+ */
+export function countOccurrences(expression: string, timezone: string, afterMs: number, toMs: number, cap: number): OccurrenceCount {
+  const key = `${timezone}\u0000${expression}\u0000${afterMs}`;
+  let c = counts.get(key);
+  if (!c || c.to > toMs) {
+    c = { count: 0, capped: false, latest: null, to: afterMs, next: nextOccurrence(expression, timezone, afterMs) };
+    if (counts.size >= COUNT_CACHE_LIMIT) counts.delete(counts.keys().next().value!);
+    counts.set(key, c);
+  }
+  if (!c.capped) {
+    while (c.next !== null && c.next <= toMs && c.count < cap) {
+      c.count++;
+      c.latest = c.next;
+      c.next = nextOccurrence(expression, timezone, c.next);
+    }
+    c.capped = c.next !== null && c.next <= toMs;
+  }
+  c.to = toMs;
+  if (!c.capped) return { count: c.count, capped: false, latest: c.latest };
+  const latest = latestOccurrence(expression, timezone, toMs);
+  return { count: c.count, capped: true, latest: latest !== null && c.latest !== null && latest > c.latest ? latest : c.latest };
 }

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'METHOD_NOT_ALLOWED'
   | 'PAYLOAD_TOO_LARGE'
+  | 'TOO_MANY_REQUESTS'
   | 'INTERNAL';
 
 export class DomainError extends Error {
@@ -28,6 +29,8 @@ export const badRequest = (message: string) => new DomainError('BAD_REQUEST', me
 export const forbidden = (message: string) => new DomainError('FORBIDDEN', message);
 export const notFound = (message: string) => new DomainError('NOT_FOUND', message);
 export const conflict = (message: string) => new DomainError('CONFLICT', message);
+/** A rate limit was reached (MANUAL_RUNS_PER_MINUTE): the message says when to try again. */
+export const tooManyRequests = (message: string) => new DomainError('TOO_MANY_REQUESTS', message);
 
 /**
  * Turns anything thrown into a DomainError. Unknown errors become INTERNAL with a generic

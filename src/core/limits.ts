@@ -67,6 +67,14 @@ export const MIN_SECRET_BYTES = 32;
 export const CLOCK_TOLERANCE_S = 30;
 /** Verified tokens remembered (each until its `exp`), so the HMAC check runs once per token. @default 10000 */
 export const VERIFIED_TOKEN_CACHE = 10_000;
+/** Longest a token may live: `exp` further than this from its `iat` (or from now) is refused (JWT_MAX_TTL, seconds). @default 2592000 (30 days) */
+export const JWT_MAX_TTL_S = 30 * 24 * 3600;
+/** Time a Socket.IO or tRPC WebSocket has to present a valid token; then it is closed (SOCKET_AUTH_GRACE_MS). @default 5000 */
+export const SOCKET_AUTH_GRACE_MS = 5000;
+/** Agent subscriptions one Socket.IO socket or tRPC WebSocket may hold at once (MAX_SUBSCRIPTIONS_PER_SOCKET). @default 100 */
+export const MAX_SUBSCRIPTIONS_PER_SOCKET = 100;
+/** Calls in one tRPC batch, over HTTP or in one WebSocket message (TRPC_MAX_BATCH); a bigger batch is a 400. @default 50 */
+export const TRPC_MAX_BATCH = 50;
 
 // ---------- scheduler defaults (the environment variables of the same names) ----------
 
@@ -97,6 +105,26 @@ export const SCHEDULER_DEFAULTS = Object.freeze({
    */
   INSTANCE_LEASE_MS: 30_000,
 });
+
+// ---------- what one owner may ask for (README "Errors and limits") ----------
+
+/**
+ * Agents one owner (a JWT `sub`) may hold; creating one more is a `409` until one is deleted. Ten times what
+ * a team runs, far under what the scheduler carries (100,000 schedules), so one owner cannot fill it alone.
+ * Env MAX_AGENTS_PER_OWNER. @default 10000
+ */
+export const MAX_AGENTS_PER_OWNER = 10_000;
+/**
+ * Manual runs (`POST /api/agents/:id/run`) one agent may be asked for in any 60 s, counted in the runs table
+ * (so on several instances together); one more is a `429`. One a second on average: a button pressed by
+ * people, not a loop. Skipped ones count: each is a stored run and its events. Env MANUAL_RUNS_PER_MINUTE. @default 60
+ */
+export const MANUAL_RUNS_PER_MINUTE = 60;
+/**
+ * Missed fires a restart counts one by one per schedule (croner ~50 µs each); past it the miss is recorded
+ * as "missed 1000+ fire(s)", and the catch-up is still for the latest missed slot. @default 1000
+ */
+export const MISSED_FIRES_COUNTED = 1000;
 
 /** The shortest event retention accepted: a reconnecting client may resume up to an hour later. @default 3600000 */
 export const MIN_EVENT_RETENTION_MS = 3_600_000;

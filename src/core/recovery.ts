@@ -1,11 +1,14 @@
 import type { ActiveRuns } from './active-runs.ts';
 import type { AgentState } from './agent-state.ts';
+import { countOccurrences } from './cron.ts';
+import { MISSED_FIRES_COUNTED } from './limits.ts';
 import type { Logger } from './logger.ts';
 import { RunAbort } from './run-handler.ts';
 import type { Runs } from './runs.ts';
 import { BUSY } from './runs.ts';
-import type { Schedules } from './schedules.ts';
+import type { Schedules, ScheduleState } from './schedules.ts';
 import type { SchedulerStore } from './store.ts';
+import { SLICE_MS } from './timeline.ts';
 
 /**
  * Start-up reconciliation: the state the previous process left in the database (README, "Restarts")
@@ -19,9 +22,6 @@ export interface Recovery {
   runs: Runs;
   schedules: Schedules;
 }
-
-/** The most missed fires counted one by one when recording what a restart missed; past it the count reads "10000+". */
-const MISSED_COUNT_LIMIT = 10_000;
 
 /** Why a run whose instance stopped heartbeating failed (docs/cluster.md, "Leases and fences"). */
 export const REAPED = 'interrupted: its instance stopped answering';
@@ -75,31 +75,57 @@ export async function reapExpired({ store, agents, active, runs }: Recovery, now
  * Fires missed while the process was down make one catch-up run for the latest missed slot (or a
  * skipped record with `catchUp: false`), recorded either way with how many were missed; then every
  * schedule that may fire has its next fire planned.
+ *
+ * It must not hold the start: the server answers requests only once the scheduler has started (app.ts),
+ * and 1,000 every-second schedules down six hours are 21.6 million missed slots. So the latest missed
+ * slot is found with one backwards search, the count stops at MISSED_FIRES_COUNTED (shared by schedules
+ * that missed the same slots), and the schedules are gone through in slices of the timeline's length:
+ * the first slice runs within `start`, the rest in later turns of the event loop, after the server
+ * answers. A schedule set, paused or removed before its turn came is taken as it is then (it was
+ * planned by that change); one still waiting has its missed slots counted up to the time of its turn,
+ * so a slot that came due meanwhile is in its catch-up, not lost.
  */
-export function catchUpMissedFires({ log, runs, schedules }: Recovery, now: number): void {
-  for (const s of schedules.values()) {
-    if (!s.enabled || s.paused) continue;
-    if (s.nextRunAt === null) {
-      schedules.setNext(s, schedules.nextAfter(s, now));
-      continue;
+export function catchUpMissedFires(recovery: Recovery, now: number): void {
+  // A snapshot of the schedules and their versions: a change made since is the change's business.
+  const pending = Array.from(recovery.schedules.values(), (s) => ({ s, version: s.version }));
+  catchUpFrom(recovery, pending, 0, now);
+}
+
+/** Goes through `pending` from `from` for one slice, then leaves the rest to a later turn of the event loop. */
+function catchUpFrom(recovery: Recovery, pending: readonly { s: ScheduleState; version: number }[], from: number, now: number): void {
+  const { schedules } = recovery;
+  const { clock } = schedules;
+  const sliceStart = clock.now();
+  for (let i = from; i < pending.length; ) {
+    const { s, version } = pending[i++]!;
+    if (schedules.unchanged(s, version)) catchUp(recovery, s, Math.max(now, clock.now()));
+    if (i < pending.length && clock.now() - sliceStart >= SLICE_MS) {
+      schedules.later(() => catchUpFrom(recovery, pending, i, now));
+      return;
     }
-    if (s.nextRunAt > now) {
-      schedules.plan(s);
-      continue;
-    }
-    let last = s.nextRunAt;
-    let missed = 1;
-    for (let t = schedules.nextAfter(s, last); t !== null && t <= now && missed < MISSED_COUNT_LIMIT; t = schedules.nextAfter(s, t)) {
-      last = t;
-      missed++;
-    }
-    const counted = missed >= MISSED_COUNT_LIMIT ? `${MISSED_COUNT_LIMIT}+` : String(missed);
-    const why = `missed ${counted} fire(s) while the server was down`;
-    if (!s.catchUp) runs.recordSkipped(s, 'catchup', last, `${why}; catch-up is off`);
-    else {
-      runs.offer(s, 'catchup', last, `${why}; ${BUSY}`);
-      log.info('catch-up run claimed', { agentId: s.agentId, missed: counted });
-    }
-    schedules.setNext(s, schedules.nextAfter(s, now));
   }
+}
+
+/** One schedule's missed fires at `now`, then its next fire planned. */
+function catchUp({ log, runs, schedules }: Recovery, s: ScheduleState, now: number): void {
+  if (!s.enabled || s.paused) return; // a budget pause's resume was planned by `load`
+  if (s.nextRunAt === null) {
+    schedules.setNext(s, schedules.nextAfter(s, now));
+    return;
+  }
+  if (s.nextRunAt > now) {
+    schedules.plan(s);
+    return;
+  }
+  // The stored next fire is the first missed slot (counted even if the expression no longer names it, as before).
+  const found = countOccurrences(s.expression, s.timezone, s.nextRunAt - 1, now, MISSED_FIRES_COUNTED);
+  const last = found.latest ?? s.nextRunAt;
+  const counted = found.capped ? `${found.count}+` : String(Math.max(1, found.count));
+  const why = `missed ${counted} fire(s) while the server was down`;
+  if (!s.catchUp) runs.recordSkipped(s, 'catchup', last, `${why}; catch-up is off`);
+  else {
+    runs.offer(s, 'catchup', last, `${why}; ${BUSY}`);
+    log.info('catch-up run claimed', { agentId: s.agentId, missed: counted });
+  }
+  schedules.setNext(s, schedules.nextAfter(s, now));
 }

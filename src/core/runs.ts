@@ -67,7 +67,10 @@ export type RunOwner = Pick<RunRecord, 'agentId' | 'jobId' | 'priority'>;
 /** Why a fire or manual run is recorded as skipped: an agent's runs never overlap. */
 export const BUSY = 'skipped: the previous run or its retry is still in progress';
 
-/** How many finished runs of one agent between two history trims: trimming per run would be a delete per run. */
+/**
+ * How many finished runs of one agent between two history trims: trimming per run would be a delete per run.
+ * A history limit below it trims every `limit` runs instead, so an agent never holds more than twice its limit.
+ */
 const TRIM_EVERY = 64;
 
 export interface RunsOptions {
@@ -103,6 +106,7 @@ export const fenceOf = (run: RunRecord): Fence => ({ runId: run.id, epoch: run.e
 export function createRuns(options: RunsOptions) {
   const { store, clock, agents, schedules, active, timeline, executor, events, execute, maxRetries, retry, runHistoryLimit } = options;
   const finishedSinceTrim = new Map<string, number>();
+  const trimEvery = Math.min(TRIM_EVERY, runHistoryLimit);
   let counter = 0;
 
   /** Run ids sort by creation time: a millisecond prefix, then a per-process counter, then noise. */
@@ -156,11 +160,14 @@ export function createRuns(options: RunsOptions) {
     run.finishedAt = run.createdAt;
     run.error = why;
     store.write({ op: 'run.insert', run });
+    noteFinished(run.agentId);
   }
 
   /** What the database answered for a claim: a claimed run is held; skipped and taken ones are done. */
   function settle(o: ClaimOutcome): Promise<void> | undefined {
     if (o.outcome === 'claimed') hold(o.run);
+    // A skipped fire or manual run is a finished run row like any other: it counts towards the next trim.
+    else if (o.outcome === 'skipped') noteFinished(o.run.agentId);
     else if (o.outcome === 'stale') return options.stale(o.run.agentId);
     return undefined;
   }
@@ -196,7 +203,7 @@ export function createRuns(options: RunsOptions) {
 
   function noteFinished(agentId: string): void {
     const n = (finishedSinceTrim.get(agentId) ?? 0) + 1;
-    if (n >= TRIM_EVERY) {
+    if (n >= trimEvery) {
       finishedSinceTrim.delete(agentId);
       store.write({ op: 'runs.trim', agentId, keep: runHistoryLimit });
     } else finishedSinceTrim.set(agentId, n);

@@ -119,21 +119,23 @@ export function createScheduleCommands({ store, clock, schedules, agents, active
     /**
      * The agent's budget is spent (budgets.ts): `agent:budget-exceeded`, then its job is paused until the
      * next period (`agent:paused`) — a run already going finishes — and a pending retry is dropped. A job
-     * already paused stays as it is; an agent without a schedule only gets the event (its manual runs are 409s).
+     * paused by hand stays as it is and an agent without a schedule only gets the event (their manual runs are 409s).
      */
     async pauseForBudget(agentId: string, crossing: Crossing): Promise<void> {
       await fresh(agentId);
-      const before = schedules.get(agentId);
-      if (before?.paused) return;
+      const forBudget = (agentId: string) => schedules.get(agentId)?.pauseReason === 'budget';
+      if (forBudget(agentId)) return;
       const revision = await schedules.nextRevision();
+      if (forBudget(agentId)) return;
+      // A job paused by hand stays paused as it is; the crossing is still told.
       const s = schedules.get(agentId);
-      if (s?.paused) return;
+      const pause = s !== undefined && !s.paused;
       const now = clock.now();
       const jobId = s?.jobId ?? agentId;
       events.emit('agent:budget-exceeded', agentId, {
         agentId, jobId, period: crossing.period, costUsd: crossing.costUsd, tokens: crossing.tokens, resumesAt: iso(crossing.resumesAt)!, timestamp: iso(now)!,
       });
-      if (s) {
+      if (s && pause) {
         dropOpen(agentId, [], 'dropped: budget exceeded');
         schedules.pause(s, revision, 'budget', crossing.resumesAt);
         const agent = await agents.load(agentId);
@@ -142,7 +144,7 @@ export function createScheduleCommands({ store, clock, schedules, agents, active
         status.changed();
       }
       await store.flush();
-      if (s) changedSchedule(agentId);
+      if (pause) changedSchedule(agentId);
     },
 
     /**

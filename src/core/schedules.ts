@@ -94,6 +94,12 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
     nextAfter,
     setNext,
     plan,
+    /** Whether `s` is still the schedule held for its agent, unchanged since it had `version` (not replaced, paused, moved on or removed). */
+    unchanged: (s: ScheduleState, version: number): boolean => byAgent.get(s.agentId) === s && s.version === version,
+    /** The scheduler's clock, for work that measures its own slices (recovery.ts). */
+    clock,
+    /** Calls `fn` in a later slice of the timeline (at once, once the event loop has had a turn); never after the scheduler stops. */
+    later: (fn: () => void): void => timeline.callAt(clock.now(), fn),
 
     /** Takes the stored schedules as they are; their fires are planned by recovery, which knows what was missed. */
     async load(): Promise<void> {

@@ -302,12 +302,16 @@ export interface ClusterFigures {
 export interface Store extends SchedulerStore, AsyncDisposable {
   /** false when the id is taken (by anyone: ids are global). */
   insertAgent(agent: AgentRecord): Promise<boolean>;
-  /** Deletes the agent with its schedule and runs, in one transaction (its events age out with the retention). */
+  /** Deletes the agent with its schedule, runs, usage and events, in one transaction: an id taken again starts with nothing of them. */
   deleteAgent(id: string): Promise<void>;
   /** One owner's agents, or every agent when `owner` is null; oldest first. */
   listAgents(owner: string | null): Promise<AgentRecord[]>;
   /** An agent's runs, newest first. */
   listRuns(agentId: string, limit: number): Promise<RunRecord[]>;
+  /** How many agents `owner` holds: one indexed count (agents_owner), for MAX_AGENTS_PER_OWNER. */
+  countAgents(owner: string): Promise<number>;
+  /** How many runs of `agentId` with `trigger` were created at `since` or later: one indexed count (runs_agent_created), the same on every instance. */
+  countRunsSince(agentId: string, trigger: RunTrigger, since: number): Promise<number>;
   getRun(id: string): Promise<RunRecord | undefined>;
   /** The agent's queued and running runs, oldest first, however many finished runs are newer (an index serves it). */
   openRuns(agentId: string): Promise<RunRecord[]>;

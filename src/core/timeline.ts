@@ -8,7 +8,7 @@ import type { Logger } from './logger.ts';
  * a schedule's next fire, or the time a pending retry may queue. A fire carries the version its
  * schedule had when it was planned, so a fire planned before a change (reschedule, pause) is ignored.
  */
-type Due = { at: number; seq: number } & ({ kind: 'fire' | 'resume'; agentId: string; version: number } | { kind: 'retry'; runId: string });
+type Due = { at: number; seq: number } & ({ kind: 'fire' | 'resume'; agentId: string; version: number } | { kind: 'retry'; runId: string } | { kind: 'call'; fn: () => void });
 
 /** What the timeline calls when an item comes due. They must not throw; if one does, it is logged and the rest go on. */
 export interface DueHandlers {
@@ -22,7 +22,7 @@ export interface DueHandlers {
  * Longest stretch a burst of due items (thousands of schedules due at one instant) holds the event loop
  * before yielding, so API calls and started runs are not held up behind the whole burst.
  */
-const SLICE_MS = 5;
+export const SLICE_MS = 5;
 /** The clock is read once per this many items: reading it per item would cost more than most items. */
 const SLICE_CHECK_EVERY = 32;
 
@@ -33,6 +33,11 @@ export interface Timeline {
   retryAt(runId: string, at: number): void;
   /** Plans the end of a budget pause; `version` is the paused schedule's. */
   resumeAt(agentId: string, version: number, at: number): void;
+  /**
+   * Calls `fn` at `at` (at once when it is past), in a slice of its own: the rest of a long piece of work
+   * (a restart's catch-up) that must not hold the event loop. It is not called once the timeline stops.
+   */
+  callAt(at: number, fn: () => void): void;
   /** Starts arming the timer; until then items only collect. */
   start(handlers: DueHandlers): void;
   /** Disarms for good: nothing comes due after this. */
@@ -84,7 +89,10 @@ export function createTimeline(clock: Clock, log: Logger): Timeline {
       try {
         if (head.kind === 'fire') due.fire(head.agentId, head.version, head.at);
         else if (head.kind === 'retry') due.retry(head.runId);
-        else due.resume?.(head.agentId, head.version);
+        else if (head.kind === 'call') {
+          head.fn();
+          n = SLICE_CHECK_EVERY - 1; // a call may take a whole slice: the clock is read before the next item
+        } else due.resume?.(head.agentId, head.version);
       } catch (err) {
         log.error('scheduler tick failed', { error: errorText(err) });
       }
@@ -98,6 +106,7 @@ export function createTimeline(clock: Clock, log: Logger): Timeline {
     fireAt: (agentId, version, at) => push({ at, seq: ++seq, kind: 'fire', agentId, version }),
     retryAt: (runId, at) => push({ at, seq: ++seq, kind: 'retry', runId }),
     resumeAt: (agentId, version, at) => push({ at, seq: ++seq, kind: 'resume', agentId, version }),
+    callAt: (at, fn) => push({ at, seq: ++seq, kind: 'call', fn }),
     start(h) {
       handlers = h;
       arm();

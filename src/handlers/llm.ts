@@ -1,10 +1,20 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { z } from 'zod';
 import type { Clock, TimerHandle } from '../core/clock.ts';
-import { badRequest } from '../core/errors.ts';
 import { HandlerError, type HandlerContext, type HandlerDefinition, type UsageReport } from '../core/handlers.ts';
+import { MAX_ANSWER_BYTES } from '../core/limits.ts';
+import { createGuardedFetch, refusalOf, type GuardOptions } from '../transport/guarded-fetch.ts';
+import { checkHost, configHeaders, headersProblem, remoteMessage } from './outbound.ts';
 import { checkTemplate, fillTemplate, usesVariable } from './template.ts';
-import { isHostAllowed } from './webhook.ts';
+
+/**
+ * Our own headers, which `config.headers` never replace (names compared case-insensitively). CONTRACT §9
+ * words it so ("added but never replace `Authorization` or `Content-Type`"), so a config naming them is
+ * accepted and they are left out of the request, as before; the other rules (names, CR/LF, framing headers
+ * such as `Content-Length`) are the webhook's, refused on save.
+ */
+const OWN_HEADERS = new Set(['authorization', 'content-type', 'accept']);
+const llmHeaders = configHeaders([], 'llm');
 
 /**
  * The built-in `llm` handler (CONTRACT §9): one streamed chat completion from an OpenAI-compatible server
@@ -18,7 +28,7 @@ export const llmConfig = z.strictObject({
   maxTokens: z.int().min(1).default(1024),
   temperature: z.number().min(0).max(2).optional(),
   apiKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name (letters, digits, _; not starting with a digit)').optional(),
-  headers: z.record(z.string(), z.string()).optional(),
+  headers: llmHeaders.optional(),
   timeoutMs: z.int().min(1).max(2 ** 31 - 1).optional(),
 });
 export type LlmConfig = z.output<typeof llmConfig>;
@@ -31,19 +41,20 @@ export interface LlmOptions {
   clock: Pick<Clock, 'now' | 'setTimer'>;
   /** Least time between two progress events of one run. @default 100 */
   progressIntervalMs?: number;
+  /** The port this server listens on: refused on this machine whatever the allow-list says (see webhook.ts). */
+  ownPort?: () => number | undefined;
+  /** Largest JSON answer, and longest server-sent event, read (LLM_MAX_ANSWER_BYTES). @default 4194304 */
+  maxAnswerBytes?: number;
+  /** How host names resolve, for tests (DNS is an input, like time). @default the system resolver */
+  resolve?: GuardOptions['resolve'];
 }
 
 /** CONTRACT §9: at most one `agent:progress` per 100 ms per run, so a fast stream does not flood the event log. */
 const DEFAULT_PROGRESS_INTERVAL_MS = 100;
-/** How much of a failed answer's body an error quotes: enough for the server's reason, short enough for a run's `error`. */
-const ERROR_BODY_CHARS = 200;
-/** How much of a failed answer's body is read at all (the rest is dropped unread): far past ERROR_BODY_CHARS. */
+/** How much of a failed answer's body is read, to find its `error.message` (the rest is dropped unread). */
 const ERROR_BODY_READ_BYTES = 16 * 1024;
 /** Until done, progress stays below 100: the server may stop before maxTokens, and 100 means finished. */
 const MAX_PROGRESS_WHILE_STREAMING = 99;
-
-/** Our own headers, which `config.headers` never replace (names compared case-insensitively). */
-const OWN_HEADERS = new Set(['authorization', 'content-type', 'accept']);
 
 const REDACTED = '[redacted]';
 
@@ -53,6 +64,36 @@ const redactor = (key: string | undefined) => (text: string) => (key ? text.repl
 function causeText(err: unknown): string {
   if (err instanceof Error && err.cause instanceof Error) return err.cause.message;
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The server's own error message in an error answer or event, when it gives one in the shape the
+ * OpenAI-compatible APIs use (`{ "error": { "message" } }`, Ollama's `{ "error": "…" }`), cut to
+ * REMOTE_ERROR_MAX_CHARS; otherwise nothing. The raw body is never quoted: an HTML error page, or whatever
+ * else the host answers, is not the run's to show (the same rule as the webhook handler's).
+ */
+function serverMessage(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const error = (value as { error?: unknown }).error;
+  const text = typeof error === 'string' ? error : error !== null && typeof error === 'object' ? (error as { message?: unknown }).message : undefined;
+  return typeof text === 'string' && text.trim() !== '' ? remoteMessage(text.trim()) : undefined;
+}
+
+/** Reads a whole body as text, failing with `tooLarge()` once it passes `maxBytes` (a JSON answer is parsed whole). */
+async function readAll(body: ReadableStream<Uint8Array> | null, maxBytes: number, tooLarge: () => Error): Promise<string> {
+  if (!body) return '';
+  const decoder = new TextDecoder();
+  let text = '';
+  let bytes = 0;
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    bytes += chunk.byteLength;
+    if (bytes > maxBytes) {
+      await body.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    text += decoder.decode(chunk, { stream: true });
+  }
+  return text + decoder.decode();
 }
 
 /** `Retry-After` as milliseconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when unparsable. */
@@ -151,16 +192,14 @@ function createProgressStream(ctx: HandlerContext<LlmConfig>, options: LlmOption
 }
 
 export function createLlmHandler(options: LlmOptions): HandlerDefinition<LlmConfig> {
-  const checkHost = (url: string) => {
-    if (!isHostAllowed(url, options.allowedHosts)) {
-      throw badRequest(`config.baseUrl: host "${new URL(url).hostname}" is not in LLM_ALLOWED_HOSTS`);
-    }
-  };
+  const maxAnswerBytes = options.maxAnswerBytes ?? MAX_ANSWER_BYTES;
+  const guardedFetch = createGuardedFetch({ allowedHosts: options.allowedHosts, listName: 'LLM_ALLOWED_HOSTS', ownPort: options.ownPort, resolve: options.resolve });
+  const check = (url: string) => checkHost('config.baseUrl', url, options.allowedHosts, 'LLM_ALLOWED_HOSTS');
   return {
     name: 'llm',
     config: llmConfig,
     check(config) {
-      checkHost(config.baseUrl);
+      check(config.baseUrl);
       checkTemplate('config.prompt', config.prompt);
       if (config.system !== undefined) checkTemplate('config.system', config.system);
     },
@@ -168,10 +207,13 @@ export function createLlmHandler(options: LlmOptions): HandlerDefinition<LlmConf
       const { config } = ctx;
       // Re-checked at run time: the allowed list may have changed since the agent was saved. Retrying cannot help.
       try {
-        checkHost(config.baseUrl);
+        check(config.baseUrl);
       } catch (err) {
         throw new HandlerError((err as Error).message, { retryable: false });
       }
+      // An agent saved before headers were checked may hold ones no longer accepted.
+      const badHeaders = headersProblem(llmHeaders, config.headers);
+      if (badHeaders) throw new HandlerError(badHeaders, { retryable: false });
       let key: string | undefined;
       if (config.apiKeyEnv !== undefined) {
         key = options.env(config.apiKeyEnv);
@@ -222,29 +264,35 @@ export function createLlmHandler(options: LlmOptions): HandlerDefinition<LlmConf
         if (ctx.signal.aborted) return ctx.signal.reason;
         if (timeout.signal.aborted) return new Error(`llm timed out after ${config.timeoutMs} ms`);
         if (err instanceof HandlerError || ours.has(err as Error)) return err;
-        return new Error(redact(`llm ${what}: ${causeText(err)}`));
+        const refused = refusalOf(err);
+        if (refused) return new HandlerError(`llm request refused: ${refused.message}`, { retryable: false });
+        // One message for every way a connection fails: the cause (`ECONNREFUSED 127.0.0.1:65000`) told a
+        // caller which ports are open. The log keeps it (redacted).
+        ctx.log.warn(`llm ${what}`, { cause: redact(causeText(err)) });
+        return new Error(what === 'request failed' ? 'llm request failed: could not connect or the connection failed' : 'llm stream failed: the connection broke off while the answer was read');
       };
 
       const stream = createProgressStream(ctx, options, redact, key);
+      let call: Awaited<ReturnType<typeof guardedFetch>> | undefined;
       try {
-        let res: Response;
         try {
           const url = `${config.baseUrl.replace(/\/+$/, '')}/chat/completions`;
           // Redirects are not followed: the key must reach no host but the allowed one.
-          res = await fetch(url, { method: 'POST', headers, body, signal, redirect: 'manual' });
+          call = await guardedFetch(url, { method: 'POST', headers, body, signal, redirect: 'manual' });
         } catch (err) {
           throw failure('request failed', err);
         }
+        const res = call.response;
 
         if (res.status < 200 || res.status > 299) {
-          let text = '';
+          let text: string | undefined;
           try {
-            text = redact(await readPrefix(res.body, ERROR_BODY_READ_BYTES)).slice(0, ERROR_BODY_CHARS).trim();
+            text = serverMessage(JSON.parse(await readPrefix(res.body, ERROR_BODY_READ_BYTES)));
           } catch (err) {
             if (signal.aborted) throw failure('request failed', err);
-            // The body could not be read: the status alone says what happened.
+            // Not JSON, or the body could not be read: the status alone says what happened.
           }
-          const message = `llm answered ${res.status} ${res.statusText}`.trim() + (text ? `: ${text}` : '');
+          const message = redact(`llm answered ${res.status} ${res.statusText}`.trim() + (text ? `: ${text}` : ''));
           if (res.status === 429) throw new HandlerError(message, { retryAfterMs: parseRetryAfter(res.headers.get('retry-after'), options.clock.now()) });
           if (res.status >= 500) throw own(message);
           // Any other answer (a 4xx, or a redirect not followed) is the same on every try.
@@ -263,16 +311,21 @@ export function createLlmHandler(options: LlmOptions): HandlerDefinition<LlmConf
         };
         const serverError = (chunk: ChatChunk) => {
           if (chunk.error === undefined || chunk.error === null) return;
-          const e = chunk.error as { message?: unknown };
-          const text = typeof e === 'object' && typeof e.message === 'string' ? e.message : JSON.stringify(chunk.error);
+          const text = serverMessage(chunk);
           // Mid-stream errors (OpenAI sends them as an event) are most often overload: retried.
-          throw own(redact(`llm stream error: ${text.slice(0, ERROR_BODY_CHARS)}`));
+          throw own(redact(text ? `llm stream error: ${text}` : 'llm stream error (the server gave no message)'));
         };
 
         try {
           if ((res.headers.get('content-type') ?? '').includes('application/json')) {
-            // A server that does not stream answers one completion.
-            const chunk = (await res.json()) as ChatChunk;
+            // A server that does not stream answers one completion, read up to maxAnswerBytes.
+            let chunk: ChatChunk;
+            try {
+              chunk = JSON.parse(await readAll(res.body, maxAnswerBytes, () => own(`llm answer is larger than ${maxAnswerBytes} bytes, the most a JSON answer may be`))) as ChatChunk;
+            } catch (err) {
+              if (err instanceof SyntaxError) throw own('llm answered application/json that is not JSON');
+              throw err;
+            }
             serverError(chunk);
             const content = chunk.choices?.[0]?.message?.content;
             const completion = typeof chunk.usage?.completion_tokens === 'number' ? chunk.usage.completion_tokens : 1;
@@ -281,7 +334,13 @@ export function createLlmHandler(options: LlmOptions): HandlerDefinition<LlmConf
           } else {
             let done = false;
             let finished = false;
+            let oversized = false;
             const parser = createParser({
+              // One event held at most maxAnswerBytes characters: a 40 MB `data:` line is refused, not buffered.
+              maxBufferSize: maxAnswerBytes,
+              onError(error) {
+                if (error.type === 'max-buffer-size-exceeded') oversized = true;
+              },
               onEvent(event: EventSourceMessage) {
                 if (done) return;
                 if (event.data === '[DONE]') {
@@ -292,7 +351,7 @@ export function createLlmHandler(options: LlmOptions): HandlerDefinition<LlmConf
                 try {
                   chunk = JSON.parse(event.data) as ChatChunk;
                 } catch {
-                  throw own(redact(`llm sent an event that is not JSON: ${event.data.slice(0, 100)}`));
+                  throw own(`llm sent an event that is not JSON (${new TextEncoder().encode(event.data).length} bytes)`);
                 }
                 if (!chunk || typeof chunk !== 'object') return;
                 serverError(chunk);
@@ -308,6 +367,7 @@ export function createLlmHandler(options: LlmOptions): HandlerDefinition<LlmConf
               // Breaking out at [DONE] cancels the body: a server that keeps the stream open does not hold the run.
               for await (const piece of text as unknown as AsyncIterable<string>) {
                 parser.feed(piece);
+                if (oversized) throw own(`llm sent an event longer than ${maxAnswerBytes} characters, the most one event may be`);
                 if (done) break;
               }
             }
@@ -324,6 +384,7 @@ export function createLlmHandler(options: LlmOptions): HandlerDefinition<LlmConf
       } finally {
         stream.stop();
         timeoutTimer?.cancel();
+        await call?.[Symbol.asyncDispose]();
       }
     },
   };

@@ -1,8 +1,15 @@
 import { z } from 'zod';
-import { badRequest } from '../core/errors.ts';
 import { HandlerError, type HandlerDefinition, type ProgressUpdate, type UsageReport } from '../core/handlers.ts';
-import { OUTPUT_MAX_BYTES } from '../core/limits.ts';
+import { MAX_ANSWER_BYTES, OUTPUT_MAX_BYTES } from '../core/limits.ts';
 import type { Logger } from '../core/logger.ts';
+import { createGuardedFetch, refusalOf, type GuardOptions } from '../transport/guarded-fetch.ts';
+import { checkHost, configHeaders, headersProblem, remoteMessage } from './outbound.ts';
+
+export { isHostAllowed } from './outbound.ts';
+
+/** Headers the webhook handler sets itself; `config.headers` may not name them, in any case. */
+const OWN_HEADERS = ['content-type', 'x-signature-256'];
+const webhookHeaders = configHeaders(OWN_HEADERS, 'webhook');
 
 /**
  * The built-in `webhook` handler (README, "Concepts"; CONTRACT §9): POST a signed JSON body; a 2xx answer
@@ -10,7 +17,7 @@ import type { Logger } from '../core/logger.ts';
  */
 export const webhookConfig = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
-  headers: z.record(z.string(), z.string()).optional(),
+  headers: webhookHeaders.optional(),
   timeoutMs: z.int().min(1).max(2 ** 31 - 1).optional(),
 });
 export type WebhookConfig = z.output<typeof webhookConfig>;
@@ -20,16 +27,15 @@ export interface WebhookOptions {
   allowedHosts: readonly string[];
   /** HMAC-SHA256 key for `X-Signature-256`. */
   signingSecret: string;
-}
-
-export function isHostAllowed(url: string, allowed: readonly string[]): boolean {
-  let host: string;
-  try {
-    host = new URL(url).hostname.toLowerCase().replace(/^\[|\]$/g, '');
-  } catch {
-    return false;
-  }
-  return allowed.some((a) => a === host || (a.startsWith('*.') && host.endsWith(a.slice(1))));
+  /**
+   * The port this server listens on (app.ts passes its HTTP server's): a webhook to it on this machine is
+   * refused whatever the allow-list says. Undefined: nothing refused by port.
+   */
+  ownPort?: () => number | undefined;
+  /** Largest `application/json` answer, and longest NDJSON line, read (WEBHOOK_MAX_ANSWER_BYTES). @default 4194304 */
+  maxAnswerBytes?: number;
+  /** How host names resolve, for tests (DNS is an input, like time). @default the system resolver */
+  resolve?: GuardOptions['resolve'];
 }
 
 async function sign(secret: string, body: string): Promise<string> {
@@ -61,11 +67,6 @@ const usageReport = z.strictObject({
  * the process without bound, and the run is still flagged truncated.
  */
 const MAX_HELD_OUTPUT_CHARS = OUTPUT_MAX_BYTES + 1;
-/**
- * Largest `application/json` answer read. 256 KiB of output JSON-escaped at its worst (`\uXXXX`, 6 bytes a
- * character) is 1.5 MiB; 4 MiB leaves room for the other fields while keeping one answer's memory bounded.
- */
-const MAX_JSON_ANSWER_BYTES = 4 * 1024 * 1024;
 
 function describe(value: unknown): string {
   const text = value === undefined ? 'nothing' : JSON.stringify(value);
@@ -108,21 +109,32 @@ interface NdjsonSink {
  * Reads an NDJSON body line by line (CONTRACT §9): progress lines report, `{ "output" }` lines add to the
  * output, a `{ "usage" }` line reports usage (a malformed one fails the run without retries: the same answer
  * would come again), an `{ "error" }` line fails the run. Resolves to the output, `undefined` when none came.
+ * A line longer than `maxLineBytes` fails the run before it is held whole; the stream as a whole is not
+ * capped (progress may stream for as long as the run's timeout allows), as only a line is ever held.
+ * Nothing of the answer is quoted in an error but the `{ "error" }` line's own message (cut to
+ * REMOTE_ERROR_MAX_CHARS): the body of an answer is the called server's, not the caller's to read.
  */
-async function readNdjson(body: ReadableStream<Uint8Array>, sink: NdjsonSink): Promise<unknown> {
+async function readNdjson(body: ReadableStream<Uint8Array>, sink: NdjsonSink, maxLineBytes: number): Promise<unknown> {
   const decoder = new TextDecoder();
   const output = outputCollector();
   let buffer = '';
+  /** Bytes of the line being read (since the last newline): UTF-8 never has 0x0A inside a character. */
+  let lineBytes = 0;
+  let lineNo = 0;
   const handle = (line: string) => {
+    lineNo++;
     if (!line.trim()) return;
     let value: unknown;
     try {
       value = JSON.parse(line);
     } catch {
-      throw new Error(`webhook sent a line that is not JSON: ${line.slice(0, 100)}`);
+      throw new Error(`webhook sent a line that is not JSON (line ${lineNo}, ${new TextEncoder().encode(line).length} bytes)`);
     }
     if (!value || typeof value !== 'object') return;
-    if ('error' in value) throw new Error(String((value as { error: unknown }).error));
+    if ('error' in value) {
+      const error = (value as { error: unknown }).error;
+      throw new Error(remoteMessage(typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error))));
+    }
     if ('usage' in value) {
       const usage = usageReport.safeParse(value.usage);
       if (!usage.success) throw new HandlerError(`webhook sent a malformed usage line: ${usageProblem(usage.error, value.usage)}`, { retryable: false });
@@ -132,7 +144,16 @@ async function readNdjson(body: ReadableStream<Uint8Array>, sink: NdjsonSink): P
     const p = progressLine.safeParse(value);
     if (p.success) sink.progress(p.data);
   };
+  const tooLong = () => new Error(`webhook sent an NDJSON line longer than ${maxLineBytes} bytes, the most one line may be`);
   for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    let from = 0;
+    for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, from)) {
+      if (lineBytes + nl - from > maxLineBytes) throw tooLong();
+      lineBytes = 0;
+      from = nl + 1;
+    }
+    lineBytes += chunk.byteLength - from;
+    if (lineBytes > maxLineBytes) throw tooLong();
     buffer += decoder.decode(chunk, { stream: true });
     let nl: number;
     while ((nl = buffer.indexOf('\n')) >= 0) {
@@ -144,14 +165,14 @@ async function readNdjson(body: ReadableStream<Uint8Array>, sink: NdjsonSink): P
   return output.result();
 }
 
-const tooLarge = () => new Error(`webhook answer is larger than ${MAX_JSON_ANSWER_BYTES} bytes, the most a JSON answer may be`);
+const tooLarge = (max: number) => new Error(`webhook answer is larger than ${max} bytes, the most a JSON answer may be`);
 
 /** Reads an `application/json` answer: its `output` field is the run's output (non-JSON or no field: none). */
-async function readJsonAnswer(res: Response, log: Logger): Promise<unknown> {
+async function readJsonAnswer(res: Response, log: Logger, max: number): Promise<unknown> {
   const declared = Number(res.headers.get('content-length'));
-  if (declared > MAX_JSON_ANSWER_BYTES) {
+  if (declared > max) {
     await res.body?.cancel().catch(() => {});
-    throw tooLarge();
+    throw tooLarge(max);
   }
   if (!res.body) return undefined;
   const decoder = new TextDecoder();
@@ -159,9 +180,9 @@ async function readJsonAnswer(res: Response, log: Logger): Promise<unknown> {
   let size = 0;
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
     size += chunk.byteLength;
-    if (size > MAX_JSON_ANSWER_BYTES) {
+    if (size > max) {
       await res.body.cancel().catch(() => {});
-      throw tooLarge();
+      throw tooLarge(max);
     }
     text += decoder.decode(chunk, { stream: true });
   }
@@ -172,25 +193,30 @@ async function readJsonAnswer(res: Response, log: Logger): Promise<unknown> {
     value = JSON.parse(text);
   } catch {
     // A 2xx completes the run whatever its body (README, "Concepts"); the run just has no output.
-    log.warn('webhook answered application/json that is not JSON; the run has no output', { answer: text.slice(0, 100) });
+    log.warn('webhook answered application/json that is not JSON; the run has no output', { bytes: size });
     return undefined;
   }
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as { output?: unknown }).output : undefined;
 }
 
 export function createWebhookHandler(options: WebhookOptions): HandlerDefinition<WebhookConfig> {
-  const checkHost = (url: string) => {
-    if (!isHostAllowed(url, options.allowedHosts)) {
-      throw badRequest(`config.url: host "${new URL(url).hostname}" is not in WEBHOOK_ALLOWED_HOSTS`);
-    }
-  };
+  const maxAnswerBytes = options.maxAnswerBytes ?? MAX_ANSWER_BYTES;
+  const guardedFetch = createGuardedFetch({ allowedHosts: options.allowedHosts, listName: 'WEBHOOK_ALLOWED_HOSTS', ownPort: options.ownPort, resolve: options.resolve });
+  const check = (url: string) => checkHost('config.url', url, options.allowedHosts, 'WEBHOOK_ALLOWED_HOSTS');
   return {
     name: 'webhook',
     config: webhookConfig,
-    check: (config) => checkHost(config.url),
+    check: (config) => check(config.url),
     async run(ctx) {
-      // Re-checked at run time: the allowed list may have changed since the agent was saved.
-      checkHost(ctx.config.url);
+      // Re-checked at run time: the allowed list may have changed since the agent was saved, and an agent
+      // saved before headers were checked may hold ones no longer accepted. Retrying cannot help either.
+      try {
+        check(ctx.config.url);
+      } catch (err) {
+        throw new HandlerError((err as Error).message, { retryable: false });
+      }
+      const badHeaders = headersProblem(webhookHeaders, ctx.config.headers);
+      if (badHeaders) throw new HandlerError(badHeaders, { retryable: false });
       const body = JSON.stringify({
         agentId: ctx.agentId,
         jobId: ctx.jobId,
@@ -201,9 +227,14 @@ export function createWebhookHandler(options: WebhookOptions): HandlerDefinition
       const signals = [ctx.signal];
       if (ctx.config.timeoutMs) signals.push(AbortSignal.timeout(ctx.config.timeoutMs));
       const signal = AbortSignal.any(signals);
-      let res: Response;
+      const aborted = () => {
+        if (ctx.signal.aborted) return ctx.signal.reason as unknown;
+        if (signal.aborted) return new Error(`webhook timed out after ${ctx.config.timeoutMs} ms`);
+        return undefined;
+      };
+      let call: Awaited<ReturnType<typeof guardedFetch>>;
       try {
-        res = await fetch(ctx.config.url, {
+        call = await guardedFetch(ctx.config.url, {
           method: 'POST',
           headers: {
             ...ctx.config.headers,
@@ -215,26 +246,42 @@ export function createWebhookHandler(options: WebhookOptions): HandlerDefinition
           redirect: 'manual',
         });
       } catch (err) {
-        if (ctx.signal.aborted) throw ctx.signal.reason;
-        if (signal.aborted) throw new Error(`webhook timed out after ${ctx.config.timeoutMs} ms`);
-        const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : err instanceof Error ? err.message : String(err);
-        throw new Error(`webhook request failed: ${cause}`);
+        const abort = aborted();
+        if (abort) throw abort;
+        const refused = refusalOf(err);
+        if (refused) throw new HandlerError(`webhook request refused: ${refused.message}`, { retryable: false });
+        // One message for every way a connection fails (refused, unreachable, reset, TLS, DNS): the cause
+        // (`ECONNREFUSED 127.0.0.1:65000`) told a caller which ports are open. The log keeps it.
+        ctx.log.warn('webhook request failed', { cause: causeText(err) });
+        throw new Error('webhook request failed: could not connect or the connection failed');
       }
+      await using _call = call;
+      const res = call.response;
       if (res.status < 200 || res.status > 299) {
         await res.body?.cancel().catch(() => {});
         throw new Error(`webhook answered ${res.status} ${res.statusText}`.trim());
       }
       const type = (res.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
       try {
-        if (res.body && type === 'application/x-ndjson') return await readNdjson(res.body, ctx);
-        if (type === 'application/json') return await readJsonAnswer(res, ctx.log);
+        if (res.body && type === 'application/x-ndjson') return await readNdjson(res.body, ctx, maxAnswerBytes);
+        if (type === 'application/json') return await readJsonAnswer(res, ctx.log, maxAnswerBytes);
         await res.body?.cancel().catch(() => {});
         return undefined;
       } catch (err) {
-        if (ctx.signal.aborted) throw ctx.signal.reason;
-        if (signal.aborted) throw new Error(`webhook timed out after ${ctx.config.timeoutMs} ms`);
+        const abort = aborted();
+        if (abort) throw abort;
+        if (err instanceof TypeError || (err instanceof Error && err.name === 'SocketError')) {
+          // The connection broke while the answer was read: the same generic words as above.
+          ctx.log.warn('webhook answer broke off', { cause: causeText(err) });
+          throw new Error('webhook request failed: the connection broke off while the answer was read');
+        }
         throw err;
       }
     },
   };
+}
+
+function causeText(err: unknown): string {
+  if (err instanceof Error && err.cause instanceof Error) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
 }

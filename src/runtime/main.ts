@@ -23,6 +23,9 @@ export interface RuntimePorts {
   printError(line: string): void;
 }
 
+/** How to get a token signed with the data folder's secret, on any later start (README, "Quick start"). */
+export const TOKEN_COMMAND = 'TOKEN=$(npm run -s token -- --sub admin --role admin --ttl 30d)';
+
 /** Failures a user can fix, told in one line (then exit code 1) rather than with a stack trace. */
 const isOneLiner = (err: unknown): err is Error => err instanceof ConfigError || err instanceof DatabaseInUseError || err instanceof PortInUseError;
 
@@ -51,17 +54,23 @@ export async function main(ports: RuntimePorts): Promise<void> {
   const address = await step(() => app.listen(), () => app.close(0));
   const { port, host } = address;
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info('agent scheduler listening', { url: base, database: isPostgresUrl(config.DATABASE_URL) ? 'postgres' : config.DATABASE_URL });
-  if (secrets.generated) {
+  // The process's own pid, so a walkthrough can `kill -9` this server and not every one on the machine (README, "See it work").
+  logger.info('agent scheduler listening', { url: base, database: isPostgresUrl(config.DATABASE_URL) ? 'postgres' : config.DATABASE_URL, pid: ports.pid });
+  // The admin token is printed once, on the start that generated the secret: later starts (whose logs may be kept
+  // or shared) say how to get one instead (`npm run -s token`, signed with the same secret).
+  if (secrets.created) {
     const token = await app.auth.sign({ sub: 'admin', role: 'admin' }, '30d');
     ports.print('');
-    ports.print(secrets.created ? 'No JWT_SECRET was set: generated one in the data folder (mode 0600).' : 'No JWT_SECRET is set: using the generated one in the data folder.');
-    ports.print('An admin token for this server (valid 30 days):');
+    ports.print('No JWT_SECRET was set: generated one in the data folder (mode 0600).');
+    ports.print('An admin token for this server (valid 30 days; shown on this first start only):');
     ports.print('');
     ports.print(`  export TOKEN=${token}`);
     ports.print('');
     ports.print(`Try: curl -H "Authorization: Bearer $TOKEN" ${base}/api/agents`);
+    ports.print(`Lost it? ${TOKEN_COMMAND}`);
     ports.print('');
+  } else if (secrets.generated) {
+    ports.print(`No JWT_SECRET is set: using the generated one in the data folder. For a token: ${TOKEN_COMMAND}`);
   }
   let stopping = false;
   ports.onShutdownSignal((signal) => {

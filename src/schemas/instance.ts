@@ -12,5 +12,5 @@ export const instanceOutput = z.object({
   running: z.number().int(),
   /** Its MAX_CONCURRENT_AGENTS. */
   maxConcurrent: z.number().int(),
-});
+}).meta({ id: 'Instance' });
 export type InstanceOutput = z.output<typeof instanceOutput>;

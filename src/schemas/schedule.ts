@@ -2,16 +2,20 @@ import { z } from 'zod';
 import { agentStatus, idSchema, isoDate, priorityName } from './common.ts';
 
 export const scheduleInput = z.strictObject({
-  cronExpression: z.string({ error: 'expected a cron expression string' }).min(1, { error: 'expected a cron expression' }).max(200),
+  cronExpression: z
+    .string({ error: 'expected a cron expression string' })
+    .min(1, { error: 'expected a cron expression' })
+    .max(200)
+    .meta({ description: '5 fields (minute hour day month weekday), an optional leading seconds field, or @hourly, @daily, @weekly, @monthly, @yearly', examples: ['*/5 * * * *'] }),
   priority: priorityName.default('NORMAL'),
   enabled: z.boolean({ error: 'expected a boolean' }).default(true),
   jobId: idSchema.optional(),
-  timezone: z.string().min(1).max(100).default('UTC'),
+  timezone: z.string().min(1).max(100).meta({ description: 'An IANA time zone', examples: ['Europe/Berlin'] }).default('UTC'),
   catchUp: z.boolean({ error: 'expected a boolean' }).default(true),
 });
 export type ScheduleInput = z.output<typeof scheduleInput>;
 
-export const pauseReason = z.enum(['manual', 'budget']);
+export const pauseReason = z.enum(['manual', 'budget']).meta({ id: 'PauseReason' });
 
 export const scheduleSummary = z.object({
   id: z.string(),
@@ -19,12 +23,12 @@ export const scheduleSummary = z.object({
   scheduleExpression: z.string().nullable(),
   scheduleEnabled: z.boolean(),
   nextRunAt: isoDate.nullable(),
-});
+}).meta({ id: 'ScheduleSummary' });
 
 export const taskDetails = z.object({
   agentId: z.string(),
   agentName: z.string(),
-  priority: z.number().int().min(1).max(4),
+  priority: z.number().int().min(1).max(4).meta({ description: 'The priority as a number: LOW 1, NORMAL 2, HIGH 3, CRITICAL 4' }),
   nextRunTime: isoDate.nullable(),
   retryCount: z.number().int(),
   lastError: z.string().nullable(),
@@ -36,22 +40,31 @@ export const taskDetails = z.object({
   jobId: z.string(),
   timezone: z.string(),
   catchUp: z.boolean(),
-});
+}).meta({ id: 'TaskDetails' });
 
 export const scheduleInfo = scheduleSummary.extend({
   lastRunAt: isoDate.nullable(),
   status: agentStatus,
   taskDetails: taskDetails.nullable(),
+}).meta({
+  id: 'ScheduleInfo',
+  examples: [{
+    id: 'writer', name: 'Writer', scheduleExpression: '*/5 * * * *', scheduleEnabled: true, nextRunAt: '2026-01-01T09:05:00.000Z', lastRunAt: '2026-01-01T09:00:00.000Z', status: 'IDLE',
+    taskDetails: {
+      agentId: 'writer', agentName: 'Writer', priority: 3, nextRunTime: '2026-01-01T09:05:00.000Z', retryCount: 0, lastError: null, backoffUntil: null,
+      isRunning: false, isPaused: false, pauseReason: null, jobId: 'writer', timezone: 'UTC', catchUp: true,
+    },
+  }],
 });
 export type ScheduleInfo = z.output<typeof scheduleInfo>;
 
-export const pauseResult = z.object({ agentId: z.string(), jobId: z.string(), status: z.literal('paused') });
+export const pauseResult = z.object({ agentId: z.string(), jobId: z.string(), status: z.literal('paused') }).meta({ id: 'JobPaused' });
 export const resumeResult = z.object({
   agentId: z.string(),
   jobId: z.string(),
   status: z.literal('resumed'),
   nextRunAt: isoDate.nullable(),
-});
+}).meta({ id: 'JobResumed' });
 
 export const schedulerStats = z.object({
   isRunning: z.boolean(),
@@ -60,12 +73,15 @@ export const schedulerStats = z.object({
   queuedTasksCount: z.number().int(),
   maxConcurrentAgents: z.number().int(),
   pausedJobsCount: z.number().int(),
-});
+}).meta({ id: 'SchedulerStats', examples: [{ isRunning: true, scheduledTasksCount: 3, runningAgentsCount: 1, queuedTasksCount: 0, maxConcurrentAgents: 5, pausedJobsCount: 1 }] });
 export type SchedulerStats = z.output<typeof schedulerStats>;
 
-export const pausedJob = z.object({ agentId: z.string(), jobId: z.string(), pauseReason });
+export const pausedJob = z.object({ agentId: z.string(), jobId: z.string(), pauseReason }).meta({ id: 'PausedJob' });
 
-/** What setting a schedule answers. */
-export const scheduleSetResult = scheduleSummary.extend({ jobId: z.string(), priority: z.string(), timezone: z.string() });
+/** What setting a schedule answers: the priority by name, as it was given. */
+export const scheduleSetResult = scheduleSummary.extend({ jobId: z.string(), priority: priorityName, timezone: z.string() }).meta({
+  id: 'ScheduleSet',
+  examples: [{ id: 'writer', name: 'Writer', scheduleExpression: '*/5 * * * *', scheduleEnabled: true, nextRunAt: '2026-01-01T09:05:00.000Z', jobId: 'writer', priority: 'HIGH', timezone: 'UTC' }],
+});
 /** What removing a schedule answers. */
-export const unscheduled = z.object({ agentId: z.string() });
+export const unscheduled = z.object({ agentId: z.string() }).meta({ id: 'Unscheduled' });

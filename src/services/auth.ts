@@ -1,6 +1,6 @@
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { DomainError, forbidden } from '../core/errors.ts';
-import { CLOCK_TOLERANCE_S, MIN_SECRET_BYTES, VERIFIED_TOKEN_CACHE } from '../core/limits.ts';
+import { CLOCK_TOLERANCE_S, JWT_MAX_TTL_S, MIN_SECRET_BYTES, VERIFIED_TOKEN_CACHE } from '../core/limits.ts';
 
 /** Who is calling: the token's `sub`, and whether its `role` claim is "admin". */
 export interface Principal {
@@ -13,6 +13,8 @@ export interface AuthOptions {
   secret: string;
   issuer?: string;
   audience?: string;
+  /** Longest lifetime accepted, in seconds: `exp` further than this from `iat` (or from now) is refused. @default JWT_MAX_TTL_S (30 days) */
+  maxTtlS?: number;
 }
 
 export interface Auth {
@@ -48,6 +50,10 @@ export function createAuth(options: AuthOptions): Auth {
           ...(options.audience !== undefined && { audience: options.audience }),
         });
         if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw unauthorized('Invalid token: sub must be a non-empty string');
+        const maxTtl = options.maxTtlS ?? JWT_MAX_TTL_S;
+        const nowS = Math.floor(Date.now() / 1000);
+        const from = typeof payload.iat === 'number' ? Math.min(payload.iat, nowS) : nowS;
+        if (payload.exp! - from > maxTtl) throw unauthorized(`Invalid token: exp is more than JWT_MAX_TTL (${maxTtl} s) after iat`);
         const principal = { sub: payload.sub, admin: payload['role'] === 'admin' };
         // nbf in the future is refused by jwtVerify above, so only exp bounds the entry.
         if (payload.nbf === undefined) {

@@ -1,5 +1,6 @@
 import { DAY_MS } from '../core/budgets.ts';
-import { badRequest, conflict, notFound } from '../core/errors.ts';
+import { badRequest, conflict, notFound, tooManyRequests } from '../core/errors.ts';
+import { MANUAL_RUNS_PER_MINUTE, MAX_AGENTS_PER_OWNER, SCHEDULER_DEFAULTS } from '../core/limits.ts';
 import type { HandlerRegistry } from '../core/handlers.ts';
 import type { InstanceRegistry } from '../core/instances.ts';
 import type { Scheduler } from '../core/scheduler.ts';
@@ -30,6 +31,39 @@ export interface ServicesDeps {
   now?: () => number;
   /** What `/healthz` answers (services/health.ts). @default always `{ ok: true }` */
   health?: Pick<HealthService, 'check'>;
+  /** The limits a caller meets here (README "Errors and limits"); app.ts passes the configured ones. @default those of core/limits.ts */
+  limits?: Partial<ServiceLimits>;
+}
+
+export interface ServiceLimits {
+  /** Agents one owner may hold (MAX_AGENTS_PER_OWNER). @default 10000 */
+  maxAgentsPerOwner: number;
+  /** Manual runs one agent may be asked for in any 60 s (MANUAL_RUNS_PER_MINUTE). @default 60 */
+  manualRunsPerMinute: number;
+  /** The longest `timeoutMs` a non-admin may give an agent (AGENT_TIMEOUT_MS). @default 900000 */
+  agentTimeoutMs: number;
+}
+
+/** The window MANUAL_RUNS_PER_MINUTE counts over. */
+const MINUTE_MS = 60_000;
+
+/**
+ * Runs `fn` after every earlier call for the same key has settled: a check-then-write (a count, then an
+ * insert) is not raced by a second request of this process. Across instances the database count still
+ * holds, give or take the requests in flight on the others at that instant.
+ */
+function keyedSerial() {
+  const tails = new Map<string, Promise<unknown>>();
+  return <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    const prev = tails.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => {});
+    tails.set(key, tail);
+    void tail.then(() => {
+      if (tails.get(key) === tail) tails.delete(key);
+    });
+    return next;
+  };
 }
 
 export type Services = ReturnType<typeof createServices>;
@@ -43,7 +77,19 @@ function randomId(): string {
 
 const ALWAYS_HEALTHY: Pick<HealthService, 'check'> = { check: async () => ({ ok: true }) };
 
-export function createServices({ store, scheduler, handlers, instances, now = Date.now, health = ALWAYS_HEALTHY }: ServicesDeps) {
+export function createServices({ store, scheduler, handlers, instances, now = Date.now, health = ALWAYS_HEALTHY, limits: given = {} }: ServicesDeps) {
+  const limits: ServiceLimits = {
+    maxAgentsPerOwner: given.maxAgentsPerOwner ?? MAX_AGENTS_PER_OWNER,
+    manualRunsPerMinute: given.manualRunsPerMinute ?? MANUAL_RUNS_PER_MINUTE,
+    agentTimeoutMs: given.agentTimeoutMs ?? SCHEDULER_DEFAULTS.AGENT_TIMEOUT_MS,
+  };
+  const serial = keyedSerial();
+  /** A non-admin's agent may not outlast the server's own run timeout; an admin may set up to the schema's bound. */
+  const checkTimeout = (p: Principal, timeoutMs: number | null | undefined) => {
+    if (!p.admin && timeoutMs != null && timeoutMs > limits.agentTimeoutMs) {
+      throw badRequest(`timeoutMs: expected at most ${limits.agentTimeoutMs} (AGENT_TIMEOUT_MS; only an admin may set more), got ${timeoutMs}`);
+    }
+  };
   const owned = (p: Principal, agentId: string) => ownedAgent(store, p, agentId);
   const view = (a: AgentRecord) => agentView(a, scheduler.schedule(a.id));
   /**
@@ -56,6 +102,7 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
   return {
     agents: {
       async create(p: Principal, input: AgentCreateInput) {
+        checkTimeout(p, input.timeoutMs);
         const config = handlers.parseConfig(input.handler, input.config);
         const t = now();
         const agent: AgentRecord = {
@@ -76,8 +123,15 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
           createdAt: t,
           updatedAt: t,
         };
-        // Ids are global: a taken id is a conflict whoever owns it.
-        if (!(await store.insertAgent(agent))) throw conflict(`Agent id "${agent.id}" already exists`);
+        // Counted and inserted in turn per owner, so two creates of one owner at once cannot both pass the count.
+        await serial(`owner:${p.sub}`, async () => {
+          const held = await store.countAgents(p.sub);
+          if (held >= limits.maxAgentsPerOwner) {
+            throw conflict(`Too many agents: an owner may hold at most ${limits.maxAgentsPerOwner} (MAX_AGENTS_PER_OWNER); delete one first`);
+          }
+          // Ids are global: a taken id is a conflict whoever owns it.
+          if (!(await store.insertAgent(agent))) throw conflict(`Agent id "${agent.id}" already exists`);
+        });
         return view(agent);
       },
       async list(p: Principal) {
@@ -88,6 +142,7 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
       },
       async update(p: Principal, agentId: string, input: AgentUpdateInput) {
         const agent = await owned(p, agentId);
+        checkTimeout(p, input.timeoutMs);
         const set: Partial<AgentRecord> = {};
         if (input.name !== undefined) set.name = input.name;
         if (input.config !== undefined) set.config = handlers.parseConfig(agent.handler, input.config);
@@ -109,7 +164,15 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
       },
       async run(p: Principal, agentId: string) {
         const agent = await owned(p, agentId);
-        const run = await scheduler.runNow(agent);
+        // Counted from the runs table (skipped ones too: each is a stored run), so the limit holds across instances.
+        const run = await serial(`run:${agentId}`, async () => {
+          const t = now();
+          const recent = await store.countRunsSince(agentId, 'manual', t - MINUTE_MS + 1);
+          if (recent >= limits.manualRunsPerMinute) {
+            throw tooManyRequests(`Too many manual runs of agent ${agentId}: at most ${limits.manualRunsPerMinute} in any 60 s (MANUAL_RUNS_PER_MINUTE); try again shortly`);
+          }
+          return scheduler.runNow(agent);
+        });
         return runAcceptedView(run.id);
       },
       async runs(p: Principal, agentId: string, limit: number) {

@@ -4,7 +4,7 @@ import { silentLogger, type Logger } from '../core/logger.ts';
 import type { AgentRecord, EventRecord, Fence, NewEvent, RunRecord, Store, UsageDay, WriteOp } from '../core/store.ts';
 import { decideClaims, queueOrder } from './claims.ts';
 import { createEventFeed, stampIds } from './event-feed.ts';
-import { agents, events, fromRow, runs, schedules, setColumns, toRow, type Row, type TableSpec } from './tables.ts';
+import { agents, events, fromRow, runs, schedules, setColumns, toRow, usageDays, type Row, type TableSpec } from './tables.ts';
 import { byNewest, byOldest, createMemoryInstances, extreme } from './memory-rows.ts';
 import { createWriteChain } from './write-batch.ts';
 
@@ -20,6 +20,8 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
   const scheduleRows = new Map<string, Row>();
   const runRows = new Map<string, Row>();
   const eventRows = new Map<number, Row>();
+  /** usage_days, keyed `agentId day`. */
+  const usageRows = new Map<string, Row>();
   /** The counters row 'event_id': the last event id handed out. */
   let eventCounter = 0;
   /** The counters row 'schedule_revision': the last schedule revision handed out. */
@@ -133,7 +135,23 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
       case 'runs.trim': {
         // The newest `keep` runs stay; of the older ones, those still queued or running stay too.
         const older = byNewest([...runRows.values()].filter((r) => r['agent_id'] === op.agentId)).slice(op.keep);
-        for (const r of older) if (r['status'] !== 'queued' && r['status'] !== 'running') remove(runRows, r['id'] as string);
+        for (const r of older) {
+          if (r['status'] === 'queued' || r['status'] === 'running') continue;
+          // As in SQL: what a deleted run used is folded into its agent's day first.
+          if (r['started_at'] !== null && r['finished_at'] !== null) {
+            const day = Math.floor((r['finished_at'] as number) / DAY_MS);
+            const key = `${op.agentId} ${day}`;
+            const u = usageRows.get(key) ?? { agent_id: op.agentId, day, runs: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0 };
+            put(usageRows, key, checked(usageDays, {
+              ...u,
+              runs: (u['runs'] as number) + 1,
+              input_tokens: (u['input_tokens'] as number) + ((r['input_tokens'] as number | null) ?? 0),
+              output_tokens: (u['output_tokens'] as number) + ((r['output_tokens'] as number | null) ?? 0),
+              cost_usd: (u['cost_usd'] as number) + ((r['cost_usd'] as number | null) ?? 0),
+            }));
+          }
+          remove(runRows, r['id'] as string);
+        }
         return;
       }
       case 'events.trim':
@@ -204,6 +222,9 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
       getAgents: async (ids: string[]) => records(agents, [...new Set(ids)].map((id) => agentRows.get(id)).filter((r) => r !== undefined)),
       listAgents: async (owner: string | null) => records(agents, byOldest([...agentRows.values()].filter((r) => owner === null || r['owner'] === owner))),
       getSchedule: async (agentId: string) => maybe(schedules, scheduleRows.get(agentId)),
+      countAgents: async (owner: string) => [...agentRows.values()].filter((r) => r['owner'] === owner).length,
+      countRunsSince: async (agentId: string, trigger: string, since: number) =>
+        [...runRows.values()].filter((r) => r['agent_id'] === agentId && r['trigger'] === trigger && (r['created_at'] as number) >= since).length,
       // As in SQL: a list carries only the start of each output.
       listRuns: async (agentId: string, limit: number) =>
         records(runs, byNewest([...runRows.values()].filter((r) => r['agent_id'] === agentId)).slice(0, limit)).map((r) =>
@@ -211,6 +232,12 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
         ),
       usageByDay: async (agentId: string, from: number, to: number) => {
         const days = new Map<number, UsageDay>();
+        // Trimmed runs, by whole days: a day counts when its start is in the range (as in SQL).
+        for (const u of usageRows.values()) {
+          const day = u['day'] as number;
+          if (u['agent_id'] !== agentId || day * DAY_MS < from || day * DAY_MS >= to) continue;
+          days.set(day, { day, runs: u['runs'] as number, inputTokens: u['input_tokens'] as number, outputTokens: u['output_tokens'] as number, costUsd: u['cost_usd'] as number });
+        }
         for (const r of runRows.values()) {
           const at = r['finished_at'] as number | null;
           if (r['agent_id'] !== agentId || at === null || at < from || at >= to || r['started_at'] === null) continue;
@@ -325,12 +352,14 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
         return true;
       });
     },
-    // As in SQL: the schedule, runs and agent go; its events are left to expire with the retention window.
+    // As in SQL: the schedule, runs, usage, events and agent go.
     deleteAgent: (id: string) =>
       chain.serial(async () =>
         transaction(() => {
           remove(scheduleRows, id);
           for (const [runId, r] of runRows) if (r['agent_id'] === id) remove(runRows, runId);
+          for (const [key, u] of usageRows) if (u['agent_id'] === id) remove(usageRows, key);
+          for (const [eventId, e] of eventRows) if (e['agent_id'] === id) remove(eventRows, eventId);
           remove(agentRows, id);
         }),
       ),

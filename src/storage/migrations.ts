@@ -156,6 +156,21 @@ const migrations: Record<string, Migration> = {
       await sql`UPDATE schedules SET pause_reason = 'manual' WHERE paused = 1`.execute(db);
     },
   },
+  '0007_usage_days': {
+    // Usage outlives the run history: the trim folds the runs it deletes into one row per agent and UTC day.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('usage_days')
+        .addColumn('agent_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('day', 'integer', (c) => c.notNull())
+        .addColumn('runs', 'integer', (c) => c.notNull())
+        .addColumn('input_tokens', 'bigint', (c) => c.notNull())
+        .addColumn('output_tokens', 'bigint', (c) => c.notNull())
+        .addColumn('cost_usd', 'double precision', (c) => c.notNull())
+        .addPrimaryKeyConstraint('usage_days_pk', ['agent_id', 'day'])
+        .execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -11,7 +11,7 @@ const IN_CHUNK = 500;
 type Reads = Pick<
   Store,
   | 'loadSchedules' | 'loadOpenRuns' | 'maxEventId' | 'getAgent' | 'getAgents' | 'listAgents' | 'getSchedule' | 'listRuns' | 'getRun' | 'eventsAfter' | 'oldestEventId'
-  | 'nextQueuedAt' | 'clusterFigures' | 'openRuns' | 'cancelRequests' | 'usageByDay' | 'lastOutput'
+  | 'nextQueuedAt' | 'clusterFigures' | 'openRuns' | 'cancelRequests' | 'usageByDay' | 'lastOutput' | 'countAgents' | 'countRunsSince'
 >;
 
 /** Every runs column but `output`, which a list reads only the start of (OUTPUT_PREVIEW_CHARS). */
@@ -75,6 +75,14 @@ export function createReads(db: Kysely<Database>): Reads {
         .where('agent_id', '=', agentId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
       return rows.map((r) => fromRow(runs, r));
     },
+    async countAgents(owner) {
+      const row = await db.selectFrom('agents').select((eb) => eb.fn.countAll().as('n')).where('owner', '=', owner).executeTakeFirst();
+      return Number(row?.n ?? 0);
+    },
+    async countRunsSince(agentId, trigger, since) {
+      const row = await db.selectFrom('runs').select((eb) => eb.fn.countAll().as('n')).where('agent_id', '=', agentId).where('created_at', '>=', since).where('trigger', '=', trigger).executeTakeFirst();
+      return Number(row?.n ?? 0);
+    },
     async getRun(id) {
       return maybe(runs, await db.selectFrom('runs').selectAll().where('id', '=', id).executeTakeFirst());
     },
@@ -104,23 +112,42 @@ export function createReads(db: Kysely<Database>): Reads {
     },
     // Over runs_agent_finished: the runs that started and finished in the range, summed per UTC day in SQL
     // (integer division of the millisecond time), never loaded.
+    // One statement over two indexed reads: the runs still kept (runs_agent_finished), summed per UTC day of
+    // their finish, and the days the history trim folded deleted runs into (usage_days, by its primary key; a
+    // folded day counts when its start is in the range). Summed in SQL, never loaded run by run.
     async usageByDay(agentId, from, to) {
       const day = sql<number>`finished_at / ${sql.lit(DAY_MS)}`;
-      const rows = await db
+      const kept = db
         .selectFrom('runs')
         .select((eb) => [
           day.as('day'),
-          eb.fn.countAll().as('runs'),
-          eb.fn.coalesce(eb.fn.sum('input_tokens'), eb.lit(0)).as('input'),
-          eb.fn.coalesce(eb.fn.sum('output_tokens'), eb.lit(0)).as('output'),
-          eb.fn.coalesce(eb.fn.sum('cost_usd'), eb.lit(0)).as('cost'),
+          eb.fn.countAll<number>().as('runs'),
+          eb.fn.coalesce(eb.fn.sum<number>('input_tokens'), eb.lit(0)).as('input_tokens'),
+          eb.fn.coalesce(eb.fn.sum<number>('output_tokens'), eb.lit(0)).as('output_tokens'),
+          eb.fn.coalesce(eb.fn.sum<number>('cost_usd'), eb.lit(0)).as('cost_usd'),
         ])
         .where('agent_id', '=', agentId)
         .where('finished_at', '>=', from)
         .where('finished_at', '<', to)
         .where('started_at', 'is not', null)
-        .groupBy(day)
-        .orderBy(day)
+        .groupBy(day);
+      const folded = db
+        .selectFrom('usage_days')
+        .select(['day', 'runs', 'input_tokens', 'output_tokens', 'cost_usd'])
+        .where('agent_id', '=', agentId)
+        .where('day', '>=', Math.ceil(from / DAY_MS))
+        .where('day', '<', Math.ceil(to / DAY_MS));
+      const rows = await db
+        .selectFrom(kept.unionAll(folded as never).as('u'))
+        .select((eb) => [
+          'u.day',
+          eb.fn.sum<number>('u.runs').as('runs'),
+          eb.fn.sum<number>('u.input_tokens').as('input'),
+          eb.fn.sum<number>('u.output_tokens').as('output'),
+          eb.fn.sum<number>('u.cost_usd').as('cost'),
+        ])
+        .groupBy('u.day')
+        .orderBy('u.day')
         .execute();
       return rows.map((r) => ({ day: Number(r.day), runs: Number(r.runs), inputTokens: Number(r.input), outputTokens: Number(r.output), costUsd: Number(r.cost) }));
     },

@@ -99,7 +99,6 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
         return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
       });
     },
-    // Its events are left to expire with the retention window (`events.trim`), like every other event.
     deleteAgent: (id) =>
       chain.serial(() =>
         db.transaction().execute(async (trx) => {
@@ -107,6 +106,9 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
           if (shared) await lockClaimAgents(trx, [id]);
           await trx.deleteFrom('schedules').where('agent_id', '=', id).execute();
           await trx.deleteFrom('runs').where('agent_id', '=', id).execute();
+          await trx.deleteFrom('usage_days').where('agent_id', '=', id).execute();
+          // Its events go with it: a new agent under the same id (anyone's) must never replay them.
+          await trx.deleteFrom('events').where('agent_id', '=', id).execute();
           await trx.deleteFrom('agents').where('id', '=', id).execute();
         }),
       ),

@@ -1,4 +1,4 @@
-import type { agents, counters, events, instances, RowOf, runs, schedules } from './tables.ts';
+import type { agents, counters, events, instances, RowOf, runs, schedules, usageDays } from './tables.ts';
 
 /** The tables as Kysely sees them: column name → stored type, derived from the column specs in tables.ts. */
 export interface Database {
@@ -8,4 +8,5 @@ export interface Database {
   events: RowOf<typeof events>;
   instances: RowOf<typeof instances>;
   counters: RowOf<typeof counters>;
+  usage_days: RowOf<typeof usageDays>;
 }

@@ -170,7 +170,29 @@ export const counters = table<CounterRecord>()('counters', 'name', {
   value: col('value', 'bigint', num),
 });
 
-export const TABLES = [agents, schedules, runs, events, instances, counters] as const;
+/**
+ * An agent's usage of one UTC day, folded in from its runs as the history trim deletes them (`runs.trim`), so
+ * usage and budgets count every run, kept or trimmed. The primary key is (agent_id, day).
+ */
+export interface UsageDayRecord {
+  agentId: string;
+  /** Days since the epoch (UTC). */
+  day: number;
+  runs: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+}
+export const usageDays = table<UsageDayRecord>()('usage_days', 'agentId', {
+  agentId: col('agent_id', 'text', text()),
+  day: col('day', 'integer', num),
+  runs: col('runs', 'integer', num),
+  inputTokens: col('input_tokens', 'bigint', num),
+  outputTokens: col('output_tokens', 'bigint', num),
+  costUsd: col('cost_usd', 'double precision', num),
+});
+
+export const TABLES = [agents, schedules, runs, events, instances, counters, usageDays] as const;
 
 /** The row type of a table as Kysely sees it: column name → stored type. */
 export type RowOf<T extends TableSpec> = {

@@ -1,20 +1,36 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DomainError } from '../core/errors.ts';
-import { SHUTDOWN_GRACE_MS } from '../core/limits.ts';
+import type { Config } from '../config.ts';
+import { DomainError, forbidden } from '../core/errors.ts';
+import { HTTP_DEFAULTS, HTTP_TIMEOUT_CHECK_MS, REFUSED_CONNECTION_LINGER_MS, SHUTDOWN_GRACE_MS } from '../core/limits.ts';
 import type { Logger } from '../core/logger.ts';
-import { sendError } from './rest/reply.ts';
+import { createCorsPolicy, isPreflight, registerCorsPolicy } from './cors.ts';
+import { rawErrorResponse, sendError } from './rest/reply.ts';
 
 /**
  * One plain `node:http` server for everything on the port: the route table (`/healthz`, `/api/*`),
  * the mounts (tRPC over HTTP), and the upgrade paths (tRPC and Socket.IO WebSockets). A framework
  * adapter would cost more per request than it gives here.
+ *
+ * Every connection is bounded (README "Errors and limits"): request heads and whole requests have a time limit
+ * (then `408`), heads a size (`431`), idle keep-alive connections a lifetime, and the server a number of open
+ * connections. A connection refused at this level is answered in the JSON envelope, then closed for good: its
+ * FIN is followed by a destroy when the client does not close its side. One CORS policy (`cors.ts`) guards
+ * every door before anything else runs.
  */
+/** The configuration this layer reads; what is left out takes its default (`core/limits.ts`, same origin only). */
+export type HttpConfig = Pick<
+  Config,
+  'CORS_ORIGINS' | 'HTTP_HEADERS_TIMEOUT_MS' | 'HTTP_REQUEST_TIMEOUT_MS' | 'HTTP_KEEP_ALIVE_TIMEOUT_MS' | 'HTTP_MAX_CONNECTIONS' | 'HTTP_MAX_HEADER_BYTES'
+>;
+
 export interface HttpDeps {
   /** Serves every request no mount claims, from the route table (404 and 405 included). */
   rest: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
   logger: Logger;
+  /** @default HTTP_DEFAULTS, and CORS for the server's own origin only */
+  config?: Partial<HttpConfig>;
   /** Extra request handlers by path prefix (tRPC); the first that claims a request serves it. */
   mounts?: { prefix: string; handle: (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void> }[];
   /** WebSocket upgrades by path prefix. Paths listed in `foreignUpgrades` belong to a library that listens itself (Socket.IO). */
@@ -29,19 +45,41 @@ export interface HttpServer {
   close(graceMs?: number): Promise<void>;
 }
 
-export function createHttpServer({ rest, logger, mounts = [], upgrades = [], foreignUpgrades = [] }: HttpDeps): HttpServer {
+export function createHttpServer({ rest, logger, config = {}, mounts = [], upgrades = [], foreignUpgrades = [] }: HttpDeps): HttpServer {
+  const settings: HttpConfig = { ...HTTP_DEFAULTS, CORS_ORIGINS: [], ...config };
+  const cors = createCorsPolicy(settings.CORS_ORIGINS);
   const inFlight = new Set<ServerResponse>();
   const sockets = new Set<Socket>();
+  /** The answer being written on a connection, while it is: a request refused mid-way cannot be answered twice. */
+  const answering = new WeakMap<Duplex, ServerResponse>();
+  /** Connections already refused (Node reports a broken request again on each chunk and each timeout check). */
+  const refused = new WeakSet<Duplex>();
   let closing = false;
   let drained: (() => void) | undefined;
 
-  const server = createServer((req, res) => {
+  const server = createServer({
+    headersTimeout: settings.HTTP_HEADERS_TIMEOUT_MS,
+    requestTimeout: settings.HTTP_REQUEST_TIMEOUT_MS,
+    maxHeaderSize: settings.HTTP_MAX_HEADER_BYTES,
+    connectionsCheckingInterval: Math.max(1, Math.min(HTTP_TIMEOUT_CHECK_MS, Math.floor(settings.HTTP_HEADERS_TIMEOUT_MS / 4))),
+  }, (req, res) => {
     inFlight.add(res);
+    answering.set(req.socket, res);
+    res.on('finish', () => answering.get(req.socket) === res && answering.delete(req.socket));
     res.on('close', () => {
       inFlight.delete(res);
       if (inFlight.size === 0) drained?.();
     });
     if (closing) res.setHeader('connection', 'close');
+    const origin = cors.check(req.headers);
+    if (origin.kind === 'refused') return sendError(res, forbidden(origin.message), logger);
+    if (origin.kind === 'allowed') {
+      if (isPreflight(req.method, req.headers)) {
+        res.writeHead(204, cors.preflightHeaders(origin.origin, req.headers));
+        return void res.end();
+      }
+      for (const [name, value] of Object.entries(cors.headers(origin.origin))) res.setHeader(name, value);
+    }
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
@@ -57,20 +95,68 @@ export function createHttpServer({ rest, logger, mounts = [], upgrades = [], for
     }
     void rest(req, res, url);
   });
+  server.keepAliveTimeout = settings.HTTP_KEEP_ALIVE_TIMEOUT_MS;
+  server.maxConnections = settings.HTTP_MAX_CONNECTIONS;
+  registerCorsPolicy(server, cors);
+
+  // Past HTTP_MAX_CONNECTIONS Node closes a new connection at accept: no answer can be sent before a request is
+  // read. Said once each time the limit is reached, not once per connection.
+  let atLimit = false;
+  server.on('drop', () => {
+    if (atLimit) return;
+    atLimit = true;
+    logger.warn('connection limit reached: new connections are closed until some end', { limit: settings.HTTP_MAX_CONNECTIONS });
+  });
   server.on('connection', (s) => {
     sockets.add(s);
-    s.on('close', () => sockets.delete(s));
+    s.on('close', () => {
+      sockets.delete(s);
+      if (sockets.size < settings.HTTP_MAX_CONNECTIONS) atLimit = false;
+    });
   });
+
+  /**
+   * Answers a connection at the socket level and closes it for good: the answer and a FIN, then a destroy when
+   * the client closes its side or after REFUSED_CONNECTION_LINGER_MS, whichever is first. Until then what the client
+   * still sends is read and dropped, so the close does not reset the connection under an answer not yet read.
+   */
+  function refuse(socket: Duplex, response: string | undefined): void {
+    refused.add(socket);
+    socket.on('error', () => {}); // the client may be gone already: there is no one to tell
+    if (response === undefined || !socket.writable) return void socket.destroy();
+    const linger = setTimeout(() => socket.destroy(), REFUSED_CONNECTION_LINGER_MS);
+    socket.once('close', () => clearTimeout(linger));
+    socket.end(response);
+  }
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const match = (prefix: string) => path === prefix || path.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`);
     const own = upgrades.find((u) => match(u.prefix));
-    if (own && !closing) return own.handle(req, socket, head);
+    if (own && !closing) {
+      // Browsers apply no CORS to WebSockets: the server refuses another origin's page itself (Socket.IO does
+      // the same through its `cors` option).
+      const origin = cors.check(req.headers);
+      if (origin.kind === 'refused') return refuse(socket, rawErrorResponse(403, origin.message));
+      return own.handle(req, socket, head);
+    }
     if (foreignUpgrades.some(match) && !closing) return;
     socket.destroy();
   });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+    if (refused.has(socket)) return;
+    const res = answering.get(socket);
+    // Half an answer already went out: nothing sensible can follow it on this connection.
+    if (res?.headersSent || err.code === 'ECONNRESET' || err.code === 'EPIPE') return refuse(socket, undefined);
+    const [status, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, `Request headers are larger than ${settings.HTTP_MAX_HEADER_BYTES} bytes (HTTP_MAX_HEADER_BYTES)`]
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? res
+            ? [408, `The request was not received within ${settings.HTTP_REQUEST_TIMEOUT_MS} ms (HTTP_REQUEST_TIMEOUT_MS)`]
+            : [408, `The request headers were not received within ${settings.HTTP_HEADERS_TIMEOUT_MS} ms (HTTP_HEADERS_TIMEOUT_MS)`]
+          : [400, 'Malformed HTTP request'];
+    // The route still waiting for this request's body ends with the connection (its late answer is never sent).
+    refuse(socket, rawErrorResponse(status, message));
   });
 
   return {

@@ -1,11 +1,12 @@
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
 import { toDomainError } from '../core/errors.ts';
-import { MAX_BODY_BYTES } from '../core/limits.ts';
+import { MAX_BODY_BYTES, MAX_SUBSCRIPTIONS_PER_SOCKET, SOCKET_AUTH_GRACE_MS } from '../core/limits.ts';
 import type { Logger } from '../core/logger.ts';
 import { idSchema } from '../schemas/common.ts';
 import type { Auth, Principal } from '../services/auth.ts';
 import type { Services } from '../services/services.ts';
+import { socketIoCors } from './cors.ts';
 
 /**
  * Socket.IO on the shared port, as the README's "Socket.IO" section describes it: `auth.token` at
@@ -18,6 +19,10 @@ export interface SocketIoDeps {
   auth: Auth;
   services: Services;
   logger: Logger;
+  /** An Engine.IO session that has not joined a namespace with a valid token by then is closed. @default SOCKET_AUTH_GRACE_MS (5000) */
+  authGraceMs?: number;
+  /** Agent rooms one socket may be in at once. @default MAX_SUBSCRIPTIONS_PER_SOCKET (100) */
+  maxSubscriptions?: number;
 }
 
 type Ack = (answer: { success: boolean; error?: string }) => void;
@@ -25,13 +30,17 @@ type Ack = (answer: { success: boolean; error?: string }) => void;
 const agentRoom = (agentId: string) => `agent:${agentId}`;
 const SCHEDULER_ROOM = 'scheduler';
 
-export function attachSocketIo(httpServer: HttpServer, { auth, services, logger }: SocketIoDeps) {
+export function attachSocketIo(httpServer: HttpServer, { auth, services, logger, authGraceMs = SOCKET_AUTH_GRACE_MS, maxSubscriptions = MAX_SUBSCRIPTIONS_PER_SOCKET }: SocketIoDeps) {
   const { events } = services;
   const io = new Server(httpServer, {
     // Leave other upgrades (tRPC's /trpc) alone: without this Socket.IO cuts them after a second.
     destroyUpgrade: false,
     maxHttpBufferSize: MAX_BODY_BYTES,
-    cors: { origin: true, credentials: true },
+    // An Engine.IO session that never connects to a namespace (no token, or a refused one) is closed after this,
+    // instead of being kept alive by pings for as long as the client likes.
+    connectTimeout: authGraceMs,
+    // The port's one CORS policy (cors.ts): another origin's page gets no session, polling or WebSocket.
+    cors: socketIoCors(httpServer),
     // Recovered sessions still go through the auth middleware, so a revoked or expired token is caught.
     connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: false },
   });
@@ -60,6 +69,12 @@ export function attachSocketIo(httpServer: HttpServer, { auth, services, logger 
         const id = idSchema.safeParse(agentId);
         if (!id.success) return reply({ success: false, error: 'agentId: expected 1 to 64 characters of A-Z, a-z, 0-9, _ or -' });
         await events.authorize(principal(), id.data); // another owner's agent answers as a missing one
+        const room = agentRoom(id.data);
+        let agentRooms = 0;
+        for (const r of socket.rooms) if (r.startsWith('agent:')) agentRooms++;
+        if (!socket.rooms.has(room) && agentRooms >= maxSubscriptions) {
+          return reply({ success: false, error: `Too many subscriptions: at most ${maxSubscriptions} agents per socket (MAX_SUBSCRIPTIONS_PER_SOCKET)` });
+        }
         await socket.join(agentRoom(id.data));
         reply({ success: true });
       } catch (err) {

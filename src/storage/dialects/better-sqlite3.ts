@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { SqliteDialect, type Dialect, type SqliteDatabase } from 'kysely';
-import { lockSqliteFile, releasingOnClose, type SqliteDialectOptions } from './sqlite-lock.ts';
+import { lockSqliteFile, ownerOnlyFile, releasingOnClose, type SqliteDialectOptions } from './sqlite-lock.ts';
 import { withStatementCache } from './statement-cache.ts';
 import { SQLITE_PRAGMAS, sqlitePath } from './sqlite-pragmas.ts';
 
@@ -10,6 +10,7 @@ export function betterSqliteDialect(url: string, options: SqliteDialectOptions =
   const lock = options.exclusive && path !== ':memory:' ? lockSqliteFile(path, openLockConnection, process.pid) : undefined;
   let db: Database.Database;
   try {
+    ownerOnlyFile(path);
     db = new Database(path);
     for (const p of SQLITE_PRAGMAS) db.pragma(p);
   } catch (err) {

@@ -1,7 +1,7 @@
 // @ts-ignore -- node:sqlite has no types in @types/node 20; Deno (and Node >= 22.5) provide it.
 import { DatabaseSync } from 'node:sqlite';
 import { SqliteDialect, type Dialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
-import { lockSqliteFile, releasingOnClose, type SqliteDialectOptions } from './sqlite-lock.ts';
+import { lockSqliteFile, ownerOnlyFile, releasingOnClose, type SqliteDialectOptions } from './sqlite-lock.ts';
 import { SQLITE_PRAGMAS, sqlitePath } from './sqlite-pragmas.ts';
 import { withStatementCache } from './statement-cache.ts';
 
@@ -26,6 +26,7 @@ export function nodeSqliteDialect(url: string, options: SqliteDialectOptions = {
   const lock = options.exclusive && path !== ':memory:' ? lockSqliteFile(path, openLockConnection, process.pid) : undefined;
   let db: Connection;
   try {
+    ownerOnlyFile(path);
     db = new DatabaseSync(path) as Connection;
     for (const p of SQLITE_PRAGMAS) db.exec(`PRAGMA ${p}`);
   } catch (err) {

@@ -1,3 +1,4 @@
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import type { SqliteDatabase } from 'kysely';
 
 /**
@@ -14,6 +15,20 @@ import type { SqliteDatabase } from 'kysely';
  * and then opens the transaction it keeps; if another process slips in between, it becomes the owner and
  * this one reports it — either way exactly one holds the lock.
  */
+
+/**
+ * Makes a SQLite file readable by its owner only (0600), creating it empty if it does not exist yet, before a
+ * driver opens it: the database holds webhook header secrets and was created 0644 (issue 12 item 9). SQLite
+ * gives the `-wal`, `-shm` and `-journal` files it creates the database file's mode; ones left by an older
+ * start are narrowed here too. No-op for `:memory:` (and where the OS has no such modes).
+ */
+export function ownerOnlyFile(path: string): void {
+  if (path === ':memory:' || path === '') return;
+  if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    if (existsSync(file)) chmodSync(file, 0o600);
+  }
+}
 
 /** The options of both SQLite dialects (better-sqlite3.ts, node-sqlite.ts). */
 export interface SqliteDialectOptions {
@@ -61,6 +76,7 @@ export interface SqliteLock {
  * `open` opens a connection to the side database with the driver at hand.
  */
 export function lockSqliteFile(path: string, open: (file: string) => LockConnection, pid: number): SqliteLock {
+  ownerOnlyFile(`${path}.lock`);
   const conn = open(`${path}.lock`);
   const refuse = (err: unknown): never => {
     let owner: number | undefined;

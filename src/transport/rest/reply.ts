@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { DomainError, toDomainError } from '../../core/errors.ts';
 import { MAX_BODY_BYTES } from '../../core/limits.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -20,6 +20,21 @@ export function sendError(res: ServerResponse, err: unknown, logger: Logger): vo
   sendJson(res, ERROR_MAP[e.code].http, { success: false, error: e.message }, headers);
 }
 
+/**
+ * A whole HTTP/1.1 error answer as bytes, in the same envelope, for a connection refused before (or instead
+ * of) a request object: a timed-out or oversized request head, a malformed request. It always closes the connection.
+ */
+export function rawErrorResponse(status: number, message: string): string {
+  const payload = JSON.stringify({ success: false, error: message });
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+    'content-type: application/json; charset=utf-8\r\n' +
+    `content-length: ${Buffer.byteLength(payload)}\r\n` +
+    'connection: close\r\n\r\n' +
+    payload
+  );
+}
+
 const tooLarge = () => new DomainError('PAYLOAD_TOO_LARGE', `Request body is larger than ${MAX_BODY_BYTES} bytes`);
 
 /** The request body, refused with 413 past `MAX_BODY_BYTES` (declared or actual). */
@@ -39,6 +54,10 @@ export function readBody(req: IncomingMessage): Promise<Buffer> {
     });
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
+    // A connection closed before the body ended (a request timeout, a client gone) ends the wait too.
+    req.on('close', () => {
+      if (!req.complete) reject(new DomainError('BAD_REQUEST', 'The connection closed before the request body ended'));
+    });
   });
 }
 

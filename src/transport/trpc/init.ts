@@ -1,6 +1,7 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { DomainError, toDomainError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
 import { principalFor, type Access, type Auth } from '../../services/auth.ts';
 import type { Services } from '../../services/services.ts';
 import { ERROR_MAP } from '../errors.ts';
@@ -14,14 +15,47 @@ export interface TrpcContext {
   services: Services;
   /** The WebSocket carrying the call, when there is one (to drop a subscriber that cannot keep up). */
   socket?: { bufferedAmount: number; close(code?: number, reason?: string): void };
+  /** Where an unexpected error is logged in full (its client sees only a generic message). */
+  logger?: Logger;
+}
+
+/** What a client reads instead of a thrown text we did not write (a decoder's or the runtime's). */
+export const GENERIC_MESSAGES = {
+  /** The input could not be decoded at all: "Maximum call stack size exceeded", "Cannot destructure property …". */
+  input: 'input: could not be decoded (malformed, or nested too deeply)',
+  internal: 'Internal server error',
+} as const;
+
+/**
+ * The message a client may see. Ours: zod's (naming the field), a DomainError's, or a TRPCError made with its own
+ * text and no cause (tRPC's "Batch call exceeds maximum size", our 4401s). Anything else is a text the runtime or a
+ * library wrote, which may hold internals: it is replaced by a generic message and reported as `leaked`.
+ */
+function clientMessage(error: TRPCError, message: string): { message: string; leaked: boolean } {
+  const cause: unknown = error.cause;
+  if (cause === undefined || cause instanceof DomainError) return { message, leaked: false };
+  if (error.code === 'BAD_REQUEST' || error.code === 'PARSE_ERROR') return { message: GENERIC_MESSAGES.input, leaked: true };
+  return { message: GENERIC_MESSAGES.internal, leaked: true };
 }
 
 export const t = initTRPC.context<TrpcContext>().create({
   transformer,
-  // Domain errors keep their message; anything else was already logged and says only "Internal server error".
-  // Input errors name the field, like REST; stacks never leave the server.
-  errorFormatter: ({ shape, error, input }) => {
-    const message = error.cause instanceof z.ZodError ? describeZodError(error.cause, input) : shape.message;
+  // Domain errors keep their message; input errors name the field, like REST. Any other text (a decoder's
+  // "Cannot destructure property …", "Maximum call stack size exceeded", a bug's TypeError) is logged in full
+  // here and the client reads a generic message, as on REST and Socket.IO. Stacks never leave the server.
+  errorFormatter: ({ shape, error, input, ctx, path, type }) => {
+    let message = shape.message;
+    if (error.cause instanceof z.ZodError) message = describeZodError(error.cause, input);
+    else {
+      const answer = clientMessage(error, shape.message);
+      message = answer.message;
+      if (answer.leaked) {
+        const cause = error.cause;
+        const fields = { path: path ?? null, type, code: error.code, error: cause?.message ?? String(cause), stack: cause?.stack ?? null };
+        if (error.code === 'INTERNAL_SERVER_ERROR') ctx?.logger?.error('trpc call failed', fields);
+        else ctx?.logger?.warn('trpc input could not be decoded', fields);
+      }
+    }
     const { stack: _stack, ...data } = shape.data;
     return { ...shape, message, data };
   },
