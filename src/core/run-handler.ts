@@ -6,6 +6,7 @@ import { errorText } from './errors.ts';
 import { iso, type EventLog } from './event-log.ts';
 import { HandlerError, type HandlerContext, type HandlerDefinition, type HandlerRegistry, type ProgressUpdate, type UsageReport } from './handlers.ts';
 import type { Logger } from './logger.ts';
+import { costOf, tokens, type Prices } from './outputs.ts';
 import type { Taker } from './taker.ts';
 import { COMPLETED, fenceOf, type Outcome } from './runs.ts';
 import type { AgentRecord, SchedulerStore } from './store.ts';
@@ -62,32 +63,6 @@ function outcomeOf(settled: Settled, signal: AbortSignal): Outcome {
     if (typeof retryAfterMs === 'number' && Number.isFinite(retryAfterMs) && retryAfterMs > 0) failed.retryAfterMs = retryAfterMs;
   }
   return failed;
-}
-
-/** USD per million tokens, by model (LLM_PRICES). */
-export type Prices = Readonly<Record<string, { inputPerMTok: number; outputPerMTok: number }>>;
-
-const tokens = (n: unknown): number => (typeof n === 'number' && Number.isFinite(n) && n > 0 ? Math.round(n) : 0);
-
-/**
- * The price of `model`: its own entry, else the longest entry it starts with followed by `-`, `:` or `@` — a
- * hosted API answers `gpt-4o-mini-2024-07-18` for `gpt-4o-mini`, Ollama `llama3.2:latest` for `llama3.2`.
- */
-export function priceOf(model: string, prices: Prices): Prices[string] | undefined {
-  if (Object.hasOwn(prices, model)) return prices[model];
-  let best: string | undefined;
-  for (const name of Object.keys(prices)) {
-    if (model.length > name.length && model.startsWith(name) && '-:@'.includes(model[name.length]!) && (!best || name.length > best.length)) best = name;
-  }
-  return best === undefined ? undefined : prices[best];
-}
-
-/** A report's cost: as given, else from `prices` for its model (see `priceOf`), else null. */
-export function costOf(usage: UsageReport, prices: Prices): number | null {
-  if (typeof usage.costUsd === 'number' && Number.isFinite(usage.costUsd) && usage.costUsd >= 0) return usage.costUsd;
-  const price = priceOf(usage.model, prices);
-  if (!price) return null;
-  return (tokens(usage.inputTokens) * price.inputPerMTok + tokens(usage.outputTokens) * price.outputPerMTok) / 1_000_000;
 }
 
 export interface RunHandlerOptions {

@@ -7,8 +7,8 @@ import { iso, type EventLog } from './event-log.ts';
 import type { Executor } from './executor.ts';
 import type { Schedules } from './schedules.ts';
 import { createClaimer, type Claimer } from './claims.ts';
-import { OUTPUT_MAX_BYTES } from './limits.ts';
 import type { Logger } from './logger.ts';
+import { outputOf, usageOf } from './outputs.ts';
 import type { AgentRecord, ClaimOutcome, Fence, RunClaim, RunRecord, SchedulerStore } from './store.ts';
 import type { Timeline } from './timeline.ts';
 
@@ -21,45 +21,6 @@ export type Outcome =
   | { kind: 'failed'; error: string; retryable?: boolean; retryAfterMs?: number }
   | { kind: 'cancelled'; error: string };
 export const COMPLETED: Outcome = Object.freeze({ kind: 'completed' });
-
-const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder();
-
-/**
- * A handler's answer as a run's output: a string as it is, anything else JSON-serialised (null when there is
- * nothing), cut at OUTPUT_MAX_BYTES of UTF-8 on a character boundary.
- */
-export function outputOf(value: unknown): { output: string | null; truncated: boolean } {
-  if (value === undefined || value === null) return { output: null, truncated: false };
-  let text: string;
-  if (typeof value === 'string') text = value;
-  else {
-    try {
-      text = JSON.stringify(value) ?? String(value);
-    } catch {
-      text = String(value);
-    }
-  }
-  // A UTF-8 character is at most 4 bytes: a text this short cannot be over the cap.
-  if (text.length * 3 <= OUTPUT_MAX_BYTES) return { output: text, truncated: false };
-  const bytes = utf8.encode(text);
-  if (bytes.length <= OUTPUT_MAX_BYTES) return { output: text, truncated: false };
-  let end = OUTPUT_MAX_BYTES;
-  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // back to the start of the character cut in two
-  return { output: fromUtf8.decode(bytes.subarray(0, end)), truncated: true };
-}
-
-/** A run's usage as events and answers carry it: null when nothing was reported. */
-export function usageOf(run: RunRecord): RunUsage | null {
-  if (run.usageModel === null) return null;
-  return { model: run.usageModel, inputTokens: run.inputTokens ?? 0, outputTokens: run.outputTokens ?? 0, costUsd: run.costUsd };
-}
-export interface RunUsage {
-  model: string;
-  inputTokens: number;
-  outputTokens: number;
-  costUsd: number | null;
-}
 
 /** Whose run it is: a schedule, or the run a retry follows, or (for a manual run) a plain literal. */
 export type RunOwner = Pick<RunRecord, 'agentId' | 'jobId' | 'priority'>;

@@ -1,10 +1,11 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { z } from 'zod';
-import type { Clock, TimerHandle } from '../core/clock.ts';
-import { HandlerError, type HandlerContext, type HandlerDefinition, type UsageReport } from '../core/handlers.ts';
+import type { Clock } from '../core/clock.ts';
+import { HandlerError, type HandlerDefinition, type UsageReport } from '../core/handlers.ts';
 import { MAX_ANSWER_BYTES } from '../core/limits.ts';
 import { createGuardedFetch, refusalOf, type GuardOptions } from '../transport/guarded-fetch.ts';
-import { checkHost, configHeaders, headersProblem, remoteMessage } from './outbound.ts';
+import { createProgressStream, parseRetryAfter, readAll, readPrefix, serverMessage, type ChatChunk } from './llm-stream.ts';
+import { checkHost, configHeaders, headersProblem } from './outbound.ts';
 import { checkTemplate, fillTemplate, usesVariable } from './template.ts';
 
 /**
@@ -15,6 +16,9 @@ import { checkTemplate, fillTemplate, usesVariable } from './template.ts';
  */
 const OWN_HEADERS = new Set(['authorization', 'content-type', 'accept']);
 const llmHeaders = configHeaders([], 'llm');
+
+// Moved to llm-stream.ts; still exported here, where it always was.
+export { parseRetryAfter } from './llm-stream.ts';
 
 /**
  * The built-in `llm` handler (CONTRACT §9): one streamed chat completion from an OpenAI-compatible server
@@ -49,12 +53,8 @@ export interface LlmOptions {
   resolve?: GuardOptions['resolve'];
 }
 
-/** CONTRACT §9: at most one `agent:progress` per 100 ms per run, so a fast stream does not flood the event log. */
-const DEFAULT_PROGRESS_INTERVAL_MS = 100;
 /** How much of a failed answer's body is read, to find its `error.message` (the rest is dropped unread). */
 const ERROR_BODY_READ_BYTES = 16 * 1024;
-/** Until done, progress stays below 100: the server may stop before maxTokens, and 100 means finished. */
-const MAX_PROGRESS_WHILE_STREAMING = 99;
 
 const REDACTED = '[redacted]';
 
@@ -64,131 +64,6 @@ const redactor = (key: string | undefined) => (text: string) => (key ? text.repl
 function causeText(err: unknown): string {
   if (err instanceof Error && err.cause instanceof Error) return err.cause.message;
   return err instanceof Error ? err.message : String(err);
-}
-
-/**
- * The server's own error message in an error answer or event, when it gives one in the shape the
- * OpenAI-compatible APIs use (`{ "error": { "message" } }`, Ollama's `{ "error": "…" }`), cut to
- * REMOTE_ERROR_MAX_CHARS; otherwise nothing. The raw body is never quoted: an HTML error page, or whatever
- * else the host answers, is not the run's to show (the same rule as the webhook handler's).
- */
-function serverMessage(value: unknown): string | undefined {
-  if (value === null || typeof value !== 'object') return undefined;
-  const error = (value as { error?: unknown }).error;
-  const text = typeof error === 'string' ? error : error !== null && typeof error === 'object' ? (error as { message?: unknown }).message : undefined;
-  return typeof text === 'string' && text.trim() !== '' ? remoteMessage(text.trim()) : undefined;
-}
-
-/** Reads a whole body as text, failing with `tooLarge()` once it passes `maxBytes` (a JSON answer is parsed whole). */
-async function readAll(body: ReadableStream<Uint8Array> | null, maxBytes: number, tooLarge: () => Error): Promise<string> {
-  if (!body) return '';
-  const decoder = new TextDecoder();
-  let text = '';
-  let bytes = 0;
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    bytes += chunk.byteLength;
-    if (bytes > maxBytes) {
-      await body.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    text += decoder.decode(chunk, { stream: true });
-  }
-  return text + decoder.decode();
-}
-
-/** `Retry-After` as milliseconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when unparsable. */
-export function parseRetryAfter(value: string | null, now: number): number | undefined {
-  if (value === null) return undefined;
-  const v = value.trim();
-  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
-  const at = Date.parse(v);
-  return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
-}
-
-/** Reads at most `maxBytes` of a body as text and drops the rest (an error page may be large, or endless). */
-async function readPrefix(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<string> {
-  if (!body) return '';
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  let bytes = 0;
-  try {
-    while (bytes < maxBytes) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      bytes += value.byteLength;
-      text += decoder.decode(value, { stream: true });
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  return text + decoder.decode();
-}
-
-interface ChatChunk {
-  model?: unknown;
-  choices?: { delta?: { content?: unknown }; message?: { content?: unknown }; finish_reason?: unknown }[];
-  usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } | null;
-  error?: unknown;
-}
-
-/** Streamed text, throttled into progress updates whose deltas, in order, concatenate to the output. */
-function createProgressStream(ctx: HandlerContext<LlmConfig>, options: LlmOptions, redact: (s: string) => string, key: string | undefined) {
-  const interval = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
-  const { clock } = options;
-  let tokens = 0;
-  /** Text received but not yet in a progress update (it may end in a held-back tail, see `safeEnd`). */
-  let pending = '';
-  let output = '';
-  let lastSentAt = -Infinity;
-  let timer: TimerHandle | undefined;
-
-  /**
-   * Where `text` may be cut without splitting a possible API key: a tail that is the start of the key is held
-   * back until the next text shows whether it is the key (then redacted) or not. The first, so the longest, such tail.
-   */
-  const safeEnd = (text: string): number => {
-    if (!key) return text.length;
-    for (let i = Math.max(0, text.length - key.length + 1); i < text.length; i++) {
-      if (text.charCodeAt(i) === key.charCodeAt(0) && key.startsWith(text.slice(i))) return i;
-    }
-    return text.length;
-  };
-
-  const send = (final: boolean) => {
-    timer?.cancel();
-    timer = undefined;
-    const text = redact(pending);
-    const end = final ? text.length : safeEnd(text);
-    const delta = text.slice(0, end);
-    pending = text.slice(end);
-    if (delta === '' && !final) return;
-    lastSentAt = clock.now();
-    output += delta;
-    const progress = Math.min(MAX_PROGRESS_WHILE_STREAMING, Math.round((100 * tokens) / ctx.config.maxTokens));
-    ctx.progress({ progress, message: `Generating: ${tokens} tokens`, delta });
-  };
-
-  return {
-    /** One content chunk: a token, by the count the progress shows. */
-    add(text: string, count = 1) {
-      pending += text;
-      tokens += count;
-      if (timer) return; // the armed timer sends it
-      const wait = lastSentAt + interval - clock.now();
-      if (wait <= 0) send(false);
-      else timer = clock.setTimer(() => send(false), wait);
-    },
-    /** Sends what is left (if anything) and answers the whole output. */
-    finish(): string {
-      if (pending !== '' || timer) send(true);
-      return output;
-    },
-    stop() {
-      timer?.cancel();
-      timer = undefined;
-    },
-  };
 }
 
 export function createLlmHandler(options: LlmOptions): HandlerDefinition<LlmConfig> {

@@ -1,6 +1,6 @@
 import { DAY_MS, totalsOf } from '../core/budgets.ts';
 import { OUTPUT_PREVIEW_CHARS } from '../core/limits.ts';
-import { usageOf } from '../core/runs.ts';
+import { usageOf } from '../core/outputs.ts';
 import type { AgentRecord, InstanceRecord, RunRecord, ScheduleRecord, UsageDay } from '../core/store.ts';
 import type { AgentOutput } from '../schemas/agent.ts';
 import type { PriorityName } from '../schemas/common.ts';

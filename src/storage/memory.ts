@@ -1,11 +1,11 @@
-import { DAY_MS } from '../core/budgets.ts';
-import { OUTPUT_PREVIEW_CHARS } from '../core/limits.ts';
 import { silentLogger, type Logger } from '../core/logger.ts';
-import type { AgentRecord, EventRecord, Fence, NewEvent, RunRecord, Store, UsageDay, WriteOp } from '../core/store.ts';
+import type { AgentRecord, EventRecord, Fence, NewEvent, RunRecord, Store, WriteOp } from '../core/store.ts';
 import { decideClaims, queueOrder } from './claims.ts';
 import { createEventFeed, stampIds } from './event-feed.ts';
 import { agents, events, fromRow, runs, schedules, setColumns, toRow, usageDays, type Row, type TableSpec } from './tables.ts';
-import { byNewest, byOldest, createMemoryInstances, extreme } from './memory-rows.ts';
+import { byNewest, createMemoryInstances } from './memory-rows.ts';
+import { createMemoryReads } from './memory-reads.ts';
+import { foldUsage, type UsageRows } from './memory-usage.ts';
 import { createWriteChain } from './write-batch.ts';
 
 /**
@@ -21,7 +21,7 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
   const runRows = new Map<string, Row>();
   const eventRows = new Map<number, Row>();
   /** usage_days, keyed `agentId day`. */
-  const usageRows = new Map<string, Row>();
+  const usageRows: UsageRows = new Map();
   /** The counters row 'event_id': the last event id handed out. */
   let eventCounter = 0;
   /** The counters row 'schedule_revision': the last schedule revision handed out. */
@@ -138,18 +138,8 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
         for (const r of older) {
           if (r['status'] === 'queued' || r['status'] === 'running') continue;
           // As in SQL: what a deleted run used is folded into its agent's day first.
-          if (r['started_at'] !== null && r['finished_at'] !== null) {
-            const day = Math.floor((r['finished_at'] as number) / DAY_MS);
-            const key = `${op.agentId} ${day}`;
-            const u = usageRows.get(key) ?? { agent_id: op.agentId, day, runs: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0 };
-            put(usageRows, key, checked(usageDays, {
-              ...u,
-              runs: (u['runs'] as number) + 1,
-              input_tokens: (u['input_tokens'] as number) + ((r['input_tokens'] as number | null) ?? 0),
-              output_tokens: (u['output_tokens'] as number) + ((r['output_tokens'] as number | null) ?? 0),
-              cost_usd: (u['cost_usd'] as number) + ((r['cost_usd'] as number | null) ?? 0),
-            }));
-          }
+          const usage = foldUsage(usageRows, op.agentId, r);
+          if (usage) put(usageRows, usage.key, checked(usageDays, usage.row));
           remove(runRows, r['id'] as string);
         }
         return;
@@ -205,79 +195,12 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
     put(runRows, row['id'] as string, checked(runs, next));
     return fromRow(runs, next);
   };
-  const maybe = <R>(t: TableSpec<R>, row: Row | undefined) => (row ? fromRow(t, row) : undefined);
 
   return {
     write: chain.write,
     flush: chain.flush,
     followEvents: feed.follow,
-    ...chain.seeingWrites({
-      loadSchedules: async (since?: number) => records(schedules, since === undefined ? scheduleRows.values() : [...scheduleRows.values()].filter((r) => (r['changed_at'] as number) >= since)),
-      openRuns: async (agentId: string) => records(runs, byOldest(openRuns().filter((r) => r['agent_id'] === agentId))),
-      cancelRequests: async (instanceId: string) =>
-        openRuns().filter((r) => r['status'] === 'running' && r['instance_id'] === instanceId && r['cancel_requested_at'] != null).map((r) => r['id'] as string),
-      loadOpenRuns: async () => records(runs, byOldest([...runRows.values()].filter((r) => r['status'] === 'queued' || r['status'] === 'running'))),
-      maxEventId: async () => eventCounter,
-      getAgent: async (id: string) => maybe(agents, agentRows.get(id)),
-      getAgents: async (ids: string[]) => records(agents, [...new Set(ids)].map((id) => agentRows.get(id)).filter((r) => r !== undefined)),
-      listAgents: async (owner: string | null) => records(agents, byOldest([...agentRows.values()].filter((r) => owner === null || r['owner'] === owner))),
-      getSchedule: async (agentId: string) => maybe(schedules, scheduleRows.get(agentId)),
-      countAgents: async (owner: string) => [...agentRows.values()].filter((r) => r['owner'] === owner).length,
-      countRunsSince: async (agentId: string, trigger: string, since: number) =>
-        [...runRows.values()].filter((r) => r['agent_id'] === agentId && r['trigger'] === trigger && (r['created_at'] as number) >= since).length,
-      // As in SQL: a list carries only the start of each output.
-      listRuns: async (agentId: string, limit: number) =>
-        records(runs, byNewest([...runRows.values()].filter((r) => r['agent_id'] === agentId)).slice(0, limit)).map((r) =>
-          r.output === null ? r : { ...r, output: r.output.slice(0, OUTPUT_PREVIEW_CHARS) },
-        ),
-      usageByDay: async (agentId: string, from: number, to: number) => {
-        const days = new Map<number, UsageDay>();
-        // Trimmed runs, by whole days: a day counts when its start is in the range (as in SQL).
-        for (const u of usageRows.values()) {
-          const day = u['day'] as number;
-          if (u['agent_id'] !== agentId || day * DAY_MS < from || day * DAY_MS >= to) continue;
-          days.set(day, { day, runs: u['runs'] as number, inputTokens: u['input_tokens'] as number, outputTokens: u['output_tokens'] as number, costUsd: u['cost_usd'] as number });
-        }
-        for (const r of runRows.values()) {
-          const at = r['finished_at'] as number | null;
-          if (r['agent_id'] !== agentId || at === null || at < from || at >= to || r['started_at'] === null) continue;
-          const day = Math.floor(at / DAY_MS);
-          const d = days.get(day) ?? { day, runs: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 };
-          d.runs++;
-          d.inputTokens += (r['input_tokens'] as number | null) ?? 0;
-          d.outputTokens += (r['output_tokens'] as number | null) ?? 0;
-          d.costUsd += (r['cost_usd'] as number | null) ?? 0;
-          days.set(day, d);
-        }
-        return [...days.values()].sort((a, b) => a.day - b.day);
-      },
-      lastOutput: async (agentId: string) => {
-        let last: Row | undefined;
-        for (const r of runRows.values()) {
-          if (r['agent_id'] !== agentId || r['status'] !== 'completed' || r['finished_at'] === null) continue;
-          if (!last || (r['finished_at'] as number) > (last['finished_at'] as number) || (r['finished_at'] === last['finished_at'] && (r['id'] as string) > (last['id'] as string))) last = r;
-        }
-        return last ? ((last['output'] as string | null) ?? null) : null;
-      },
-      getRun: async (id: string) => maybe(runs, runRows.get(id)),
-      eventsAfter: async (after: number, agentId: string | null, limit: number) =>
-        records(events, [...eventRows.values()].filter((r) => (r['id'] as number) > after && r['agent_id'] === agentId).sort((a, b) => (a['id'] as number) - (b['id'] as number)).slice(0, limit)),
-      oldestEventId: async () => extreme(eventRows.keys(), Math.min),
-      nextQueuedAt: async () => extreme(Array.from(openRuns().filter((r) => r['status'] === 'queued'), (r) => r['scheduled_at'] as number), Math.min),
-      clusterFigures: async (now: number, aliveSince: number) => {
-        const figures = { scheduled: 0, paused: 0, running: 0, queued: 0, capacity: 0 };
-        for (const r of scheduleRows.values()) {
-          if (r['enabled'] === 1) figures.scheduled++;
-          if (r['paused'] === 1) figures.paused++;
-        }
-        for (const r of openRuns()) {
-          if (r['status'] === 'running') figures.running++;
-          else if ((r['scheduled_at'] as number) <= now) figures.queued++;
-        }
-        for (const i of await memoryInstances.listInstances(aliveSince)) figures.capacity += i.maxConcurrent;
-        return figures;
-      },
-    }),
+    ...chain.seeingWrites(createMemoryReads({ agentRows, scheduleRows, runRows, eventRows, usageRows, openRuns, maxEventId: () => eventCounter, instances: memoryInstances })),
     shared: false,
     // The counters row 'schedule_revision' (one process: a plain counter is atomic).
     nextRevision: async () => ++revisionCounter,

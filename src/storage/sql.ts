@@ -1,8 +1,8 @@
-import { CompiledQuery, PostgresAdapter, sql, type Kysely } from 'kysely';
-import { DAY_MS } from '../core/budgets.ts';
+import { CompiledQuery, PostgresAdapter, type Kysely } from 'kysely';
 import type { Fence, NewEvent, WriteOp } from '../core/store.ts';
 import type { Database } from './schema.ts';
 import { counters, events, rowValues, runs, schedules, agents, setColumns, type Row, type SqlType, type TableSpec } from './tables.ts';
+import { compileRunsTrim } from './trim-sql.ts';
 
 /**
  * A write batch as SQL. The statements are built as text once per shape and run through
@@ -139,7 +139,7 @@ function byFence<O extends WriteOp>(group: O[]): { plain: O[]; fenced: (O & { fe
 const withFence = (values: unknown[], fence: Fence) => (values.push(fence.runId, fence.epoch), values);
 
 /** A single-statement op (a delete, a trim) under its fence, if any. */
-function fencedWhere<Q extends { where: (...args: any[]) => Q }>(query: Q, fence: Fence | undefined): Q {
+export function fencedWhere<Q extends { where: (...args: any[]) => Q }>(query: Q, fence: Fence | undefined): Q {
   if (!fence) return query;
   return query.where((eb: any) => eb.exists(eb.selectFrom('runs as f').select(eb.lit(1).as('one')).where('f.id', '=', fence.runId).where('f.epoch', '=', fence.epoch)));
 }
@@ -275,45 +275,8 @@ export function compileBatch(db: Kysely<Database>, st: Statements, ops: WriteOp[
         break;
       }
       case 'runs.trim':
-        // The newest `keep` runs stay; of the older ones, those still queued or running stay too. What the
-        // deleted runs used is folded into usage_days first, in the same transaction: usage and budgets count them still.
-        for (const o of group as Op<'runs.trim'>[]) {
-          const kept = (qb: any) => qb.selectFrom('runs').select('id').where('agent_id', '=', o.agentId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(o.keep);
-          const day = sql<number>`finished_at / ${sql.lit(DAY_MS)}`;
-          const folded = db
-            .selectFrom('runs')
-            .select((eb) => [
-              'agent_id',
-              day.as('day'),
-              eb.fn.countAll<number>().as('runs'),
-              eb.fn.coalesce(eb.fn.sum<number>('input_tokens'), eb.lit(0)).as('input_tokens'),
-              eb.fn.coalesce(eb.fn.sum<number>('output_tokens'), eb.lit(0)).as('output_tokens'),
-              eb.fn.coalesce(eb.fn.sum<number>('cost_usd'), eb.lit(0)).as('cost_usd'),
-            ])
-            .where('agent_id', '=', o.agentId)
-            .where('status', 'not in', ['queued', 'running'])
-            .where('started_at', 'is not', null)
-            .where('finished_at', 'is not', null)
-            .where('id', 'not in', kept)
-            .groupBy(['agent_id', day]);
-          out.push(
-            db
-              .insertInto('usage_days')
-              .columns(['agent_id', 'day', 'runs', 'input_tokens', 'output_tokens', 'cost_usd'])
-              .expression(fencedWhere(folded, o.fence))
-              .onConflict((oc) =>
-                oc.columns(['agent_id', 'day']).doUpdateSet({
-                  runs: sql`usage_days.runs + excluded.runs`,
-                  input_tokens: sql`usage_days.input_tokens + excluded.input_tokens`,
-                  output_tokens: sql`usage_days.output_tokens + excluded.output_tokens`,
-                  cost_usd: sql`usage_days.cost_usd + excluded.cost_usd`,
-                }),
-              )
-              .compile(),
-          );
-          const trim = db.deleteFrom('runs').where('agent_id', '=', o.agentId).where('status', 'not in', ['queued', 'running']).where('id', 'not in', kept);
-          out.push(fencedWhere(trim, o.fence).compile());
-        }
+        // Its usage fold and DELETE (trim-sql.ts).
+        for (const o of group as Op<'runs.trim'>[]) out.push(...compileRunsTrim(db, o, fencedWhere));
         break;
       case 'events.trim':
         for (const o of group as Op<'events.trim'>[]) trims.push(fencedWhere(db.deleteFrom('events').where('created_at', '<', o.before), o.fence).compile());

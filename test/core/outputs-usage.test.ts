@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { HandlerError } from '../../src/core/handlers.ts';
 import { OUTPUT_MAX_BYTES } from '../../src/core/limits.ts';
-import { costOf, priceOf } from '../../src/core/run-handler.ts';
+import { costOf, priceOf } from '../../src/core/outputs.ts';
 import type { ScheduleSpec } from '../../src/core/scheduler.ts';
 import { createHarness } from '../harness.ts';
 

@@ -1,0 +1,153 @@
+import type { AgentStatus, RunStatus, RunTrigger } from '../schemas/common.ts';
+import type { EventName } from '../schemas/events.ts';
+
+/**
+ * The records the store ports (store.ts) read and write, one per table; times are milliseconds since the
+ * epoch. storage/tables.ts maps each field to its column.
+ */
+export interface AgentRecord {
+  id: string;
+  owner: string;
+  name: string;
+  handler: string;
+  config: Record<string, unknown>;
+  description: string | null;
+  timeoutMs: number | null;
+  maxRetries: number | null;
+  status: AgentStatus;
+  lastRunAt: number | null;
+  lastError: string | null;
+  retryCount: number;
+  backoffUntil: number | null;
+  /** What the agent may spend per UTC day or month (CONTRACT §9); null: no limit. */
+  budget: Budget | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** An agent's spending limit: crossing either figure within a period pauses its job until the next period. */
+export interface Budget {
+  period: 'day' | 'month';
+  maxCostUsd?: number;
+  maxTokens?: number;
+}
+
+/** Why a schedule is paused: by a caller (`pause`), or by its agent's budget until `resumeAt`. */
+export type PauseReason = 'manual' | 'budget';
+
+export interface ScheduleRecord {
+  agentId: string;
+  jobId: string;
+  expression: string;
+  timezone: string;
+  /** 1 (LOW) … 4 (CRITICAL). */
+  priority: number;
+  enabled: boolean;
+  paused: boolean;
+  catchUp: boolean;
+  nextRunAt: number | null;
+  /** Why it is paused; null while it is not. */
+  pauseReason: PauseReason | null;
+  /** A budget pause: when it resumes by itself (the next period's start); null otherwise. */
+  resumeAt: number | null;
+  /**
+   * Bumped by every change made through the API (set, pause, resume, remove): a fire claims its slot
+   * only under the revision it was planned with, so no instance starts a fire that an answered change
+   * forbids (docs/cluster.md).
+   */
+  revision: number;
+  /**
+   * When the API last changed the schedule (set, pause, resume; or retries exhausted it), unlike
+   * `updatedAt`, which every fire moves: other instances reconcile only the schedules changed since
+   * they last looked (`loadSchedules(since)`, docs/cluster.md).
+   */
+  changedAt: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface RunRecord {
+  id: string;
+  agentId: string;
+  jobId: string;
+  trigger: RunTrigger;
+  attempt: number;
+  status: RunStatus;
+  priority: number;
+  scheduledAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  durationMs: number | null;
+  progress: number | null;
+  error: string | null;
+  /** `jobId@scheduledAt` for schedule and catch-up fires: unique, so one slot never runs twice. */
+  dedupeKey: string | null;
+  /** The instance that ran it; null before it starts. */
+  instanceId: string | null;
+  /**
+   * Bumped each time the database hands the run to an instance (`take`) or takes it back (`reapExpired`):
+   * the holder's writes about the run carry it as their fence.
+   */
+  epoch: number;
+  /** Until when the holder's claim on a running run holds; renewed with its heartbeat. Null unless running. */
+  leaseUntil: number | null;
+  /**
+   * When a cancel of the running run was answered by an instance that does not hold it: the holder finds
+   * it (`cancelRequests`) within a second even if the `cancel` signal was lost. Null otherwise.
+   */
+  cancelRequestedAt: number | null;
+  /**
+   * What the run produced (CONTRACT §9), at most OUTPUT_MAX_BYTES of UTF-8; null when nothing. In lists
+   * (`listRuns`) only its first OUTPUT_PREVIEW_CHARS characters are read.
+   */
+  output: string | null;
+  /** The output was cut at OUTPUT_MAX_BYTES. */
+  outputTruncated: boolean;
+  /** What the run used (its `usage`); all four null when nothing was reported. */
+  usageModel: string | null;
+  inputTokens: number | null;
+  outputTokens: number | null;
+  costUsd: number | null;
+  createdAt: number;
+}
+
+/** An agent's usage over a range, by UTC day of the runs' `finishedAt` (days without runs left out). */
+export interface UsageDay {
+  /** Days since the epoch (UTC). */
+  day: number;
+  runs: number;
+  inputTokens: number;
+  outputTokens: number;
+  /** A run without a cost counts as 0. */
+  costUsd: number;
+}
+
+export interface EventRecord {
+  id: number;
+  type: EventName;
+  agentId: string | null;
+  data: unknown;
+  createdAt: number;
+}
+
+/**
+ * An event as the scheduler writes it: the store gives it its id when its batch commits, from a counter
+ * taken inside that transaction, so ids increase in commit order across every instance of a database, and
+ * no id is ever handed out (or published) before its event is durable.
+ */
+export type NewEvent = Omit<EventRecord, 'id'>;
+
+/** One running server process, as the instances table holds it (README, "Running several instances"). */
+export interface InstanceRecord {
+  id: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  heartbeatAt: number;
+  /** Runs it holds now. */
+  running: number;
+  /** Its MAX_CONCURRENT_AGENTS. */
+  maxConcurrent: number;
+  /** When it stopped cleanly; null while it runs (or if it died: then its heartbeat stops). */
+  stoppedAt: number | null;
+}
