@@ -6,6 +6,7 @@ import { SHUTDOWN_GRACE_MS } from './core/limits.ts';
 import { createHandlerRegistry, type HandlerDefinition, type HandlerRegistry } from './core/handlers.ts';
 import { createInstanceRegistry, newInstanceId } from './core/instances.ts';
 import { silentLogger, type Logger } from './core/logger.ts';
+import type { RunObserver } from './core/observer.ts';
 import { createScheduler } from './core/scheduler.ts';
 import { createLocalSignals, type Signals } from './core/signals.ts';
 import { demoHandler } from './handlers/demo.ts';
@@ -60,6 +61,8 @@ export interface AppOptions {
    * @default LISTEN/NOTIFY on a dedicated connection when DATABASE_URL is PostgreSQL; in-process otherwise
    */
   signals?: Signals;
+  /** Told of this instance's runs as they start, end or are skipped (core/observer.ts), beside the built-in metrics, logs and traces. @default none */
+  observers?: readonly RunObserver[];
 }
 
 /** With notifications to wake them, followers read other instances' events this often only as a fallback. */
@@ -124,8 +127,13 @@ export async function createApp(options: AppOptions) {
     ...(shared && { onBeat: () => scheduler.maintainLeases() }),
   });
 
+  // Metrics, logs and traces hear of this instance's runs here (core/observer.ts); an embedder's observers after them.
+  const observers: RunObserver[] = [
+    ...(options.observers ?? []),
+  ];
   const scheduler = createScheduler({
     store: repo,
+    observers,
     handlers,
     clock,
     logger,

@@ -3,6 +3,7 @@ import type { AgentState } from './agent-state.ts';
 import { countOccurrences } from './cron.ts';
 import { MISSED_FIRES_COUNTED } from './limits.ts';
 import type { Logger } from './logger.ts';
+import type { RunObserver } from './observer.ts';
 import { RunAbort } from './run-handler.ts';
 import type { Runs } from './runs.ts';
 import { BUSY } from './runs.ts';
@@ -21,6 +22,8 @@ export interface Recovery {
   active: ActiveRuns;
   runs: Runs;
   schedules: Schedules;
+  /** Told how many fires each schedule missed (metrics). */
+  observer: Required<RunObserver>;
 }
 
 /** Why a run whose instance stopped heartbeating failed (docs/cluster.md, "Leases and fences"). */
@@ -107,7 +110,7 @@ function catchUpFrom(recovery: Recovery, pending: readonly { s: ScheduleState; v
 }
 
 /** One schedule's missed fires at `now`, then its next fire planned. */
-function catchUp({ log, runs, schedules }: Recovery, s: ScheduleState, now: number): void {
+function catchUp({ log, runs, schedules, observer }: Recovery, s: ScheduleState, now: number): void {
   if (!s.enabled || s.paused) return; // a budget pause's resume was planned by `load`
   if (s.nextRunAt === null) {
     schedules.setNext(s, schedules.nextAfter(s, now));
@@ -122,6 +125,7 @@ function catchUp({ log, runs, schedules }: Recovery, s: ScheduleState, now: numb
   const last = found.latest ?? s.nextRunAt;
   const counted = found.capped ? `${found.count}+` : String(Math.max(1, found.count));
   const why = `missed ${counted} fire(s) while the server was down`;
+  observer.firesMissed(s.agentId, Math.max(1, found.count), found.capped);
   if (!s.catchUp) runs.recordSkipped(s, 'catchup', last, `${why}; catch-up is off`);
   else {
     runs.offer(s, 'catchup', last, `${why}; ${BUSY}`);

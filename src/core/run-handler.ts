@@ -6,6 +6,7 @@ import { errorText } from './errors.ts';
 import { iso, type EventLog } from './event-log.ts';
 import { HandlerError, type HandlerContext, type HandlerDefinition, type HandlerRegistry, type ProgressUpdate, type UsageReport } from './handlers.ts';
 import type { Logger } from './logger.ts';
+import type { RunObserver } from './observer.ts';
 import { costOf, tokens, type Prices } from './outputs.ts';
 import type { Taker } from './taker.ts';
 import { COMPLETED, fenceOf, type Outcome } from './runs.ts';
@@ -81,6 +82,8 @@ export interface RunHandlerOptions {
   taker: Taker;
   /** Prices a usage report without a cost. @default {} (such a cost stays null) */
   prices?: Prices;
+  /** Told of each run's start (metrics, logs, traces). */
+  observer: Required<RunObserver>;
 }
 
 /** Runs a queued run's handler once it has a slot: started, progress, timeout, and how it ended. */
@@ -219,6 +222,7 @@ export function createRunHandler(options: RunHandlerOptions) {
       const fence = fenceOf(run);
       agents.write(agent, { status: 'RUNNING' }, fence);
       events.emit('agent:started', agent.id, { agentId: agent.id, jobId: run.jobId, runId: run.id, attempt: run.attempt, status: 'started', timestamp: iso(startedAt)! }, fence);
+      options.observer.runStarted(run, agent);
 
       const timeoutMs = agent.timeoutMs ?? defaultTimeoutMs;
       const timeout = clock.setTimer(() => controller.abort(new RunAbort('timeout', `timed out after ${timeoutMs} ms`)), timeoutMs);

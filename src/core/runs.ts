@@ -9,6 +9,7 @@ import type { Schedules } from './schedules.ts';
 import { createClaimer, type Claimer } from './claims.ts';
 import type { Logger } from './logger.ts';
 import { outputOf, usageOf } from './outputs.ts';
+import type { RunObserver } from './observer.ts';
 import type { AgentRecord, ClaimOutcome, Fence, RunClaim, RunRecord, SchedulerStore } from './store.ts';
 import type { Timeline } from './timeline.ts';
 
@@ -53,6 +54,8 @@ export interface RunsOptions {
   runHistoryLimit: number;
   /** A finished run of an agent with a budget reported usage: its period's total is checked (budgets.ts). */
   onUsage?(agent: AgentRecord): void;
+  /** Told of every run this instance ends or records skipped (metrics, logs, traces). */
+  observer: Required<RunObserver>;
 }
 
 /** A run's life in the scheduler: claimed, queued (now or at its retry time), finished, retried. */
@@ -65,7 +68,7 @@ export const retryKey = (runId: string) => `retry:${runId}`;
 export const fenceOf = (run: RunRecord): Fence => ({ runId: run.id, epoch: run.epoch });
 
 export function createRuns(options: RunsOptions) {
-  const { store, clock, agents, schedules, active, timeline, executor, events, execute, maxRetries, retry, runHistoryLimit } = options;
+  const { store, clock, agents, schedules, active, timeline, executor, events, execute, maxRetries, retry, runHistoryLimit, observer } = options;
   const finishedSinceTrim = new Map<string, number>();
   const trimEvery = Math.min(TRIM_EVERY, runHistoryLimit);
   let counter = 0;
@@ -122,13 +125,17 @@ export function createRuns(options: RunsOptions) {
     run.error = why;
     store.write({ op: 'run.insert', run });
     noteFinished(run.agentId);
+    observer.runSkipped(run);
   }
 
   /** What the database answered for a claim: a claimed run is held; skipped and taken ones are done. */
   function settle(o: ClaimOutcome): Promise<void> | undefined {
     if (o.outcome === 'claimed') hold(o.run);
     // A skipped fire or manual run is a finished run row like any other: it counts towards the next trim.
-    else if (o.outcome === 'skipped') noteFinished(o.run.agentId);
+    else if (o.outcome === 'skipped') {
+      noteFinished(o.run.agentId);
+      observer.runSkipped(o.run);
+    }
     else if (o.outcome === 'stale') return options.stale(o.run.agentId);
     return undefined;
   }
@@ -209,7 +216,7 @@ export function createRuns(options: RunsOptions) {
     if (run.usageModel !== null) Object.assign(set, { usageModel: run.usageModel, inputTokens: run.inputTokens, outputTokens: run.outputTokens, costUsd: run.costUsd });
     store.write({ op: 'run.update', id: run.id, set, fence });
     noteFinished(run.agentId);
-    if (!agent) return;
+    if (!agent) return observer.runEnded(run, undefined, null);
     const usage = usageOf(run);
     if (usage && agent.budget) options.onUsage?.(agent);
     // Payloads are written out whole, keys in the order they have on the wire (no spread of a shared base).
@@ -220,12 +227,12 @@ export function createRuns(options: RunsOptions) {
       agent.lastError = null;
       agents.write(agent, { lastRunAt: agent.lastRunAt, lastError: null, retryCount: 0, backoffUntil: null, status: agents.restingStatus(agent) }, fence);
       events.emit('agent:completed', agent.id, { agentId: agent.id, jobId: run.jobId, runId: run.id, timestamp, attempt: run.attempt, status: 'completed', duration: run.durationMs ?? 0, usage }, fence);
-      return;
+      return observer.runEnded(run, agent, null);
     }
     if (outcome.kind === 'cancelled') {
       agents.write(agent, { lastRunAt: agent.lastRunAt, status: agents.restingStatus(agent), backoffUntil: null }, fence);
       events.emit('agent:cancelled', agent.id, { agentId: agent.id, jobId: run.jobId, runId: run.id, timestamp, status: 'cancelled' }, fence);
-      return;
+      return observer.runEnded(run, agent, null);
     }
 
     const schedule = schedules.get(agent.id);
@@ -248,6 +255,7 @@ export function createRuns(options: RunsOptions) {
       agentId: agent.id, jobId: run.jobId, runId: run.id, timestamp,
       attempt: run.attempt, status: 'failed', error: outcome.error, willRetry: at !== null, nextRetryAt: iso(at), usage,
     }, fence);
+    observer.runEnded(run, agent, at);
   }
 
   return {

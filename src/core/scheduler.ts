@@ -17,6 +17,7 @@ import { newInstanceId } from './instances.ts';
 import type { Prices } from './outputs.ts';
 import { createRunHandler, RunAbort } from './run-handler.ts';
 import { createRuns, type Runs } from './runs.ts';
+import { combineObservers, type RunObserver } from './observer.ts';
 import { createSchedules } from './schedules.ts';
 import { createScheduleCommands } from './schedule-commands.ts';
 import { createSharedStore } from './shared-store.ts';
@@ -61,6 +62,8 @@ export interface SchedulerOptions {
   capacity?: () => number;
   /** USD per million tokens by model (LLM_PRICES): prices a usage report that gives no cost. @default {} */
   prices?: Prices;
+  /** Told of this instance's runs as they start, end or are skipped, and of missed fires (metrics, logs, traces). @default none */
+  observers?: readonly RunObserver[];
 }
 
 export type Scheduler = ReturnType<typeof createScheduler>;
@@ -91,6 +94,7 @@ export function createScheduler(options: SchedulerOptions) {
   const lifecycle: Lifecycle = { started: false, stopping: false };
   const bus: EventBus = createEventBus((err) => log.error('event listener failed', { error: errorText(err) }));
   const events = createEventLog(store, clock, bus);
+  const observer = combineObservers(options.observers ?? [], (err) => log.error('run observer failed', { error: errorText(err) }));
   const executor = createExecutor({ concurrency: maxConcurrent });
   const timeline = createTimeline(clock, log);
   const schedules = createSchedules(store, clock, timeline);
@@ -114,6 +118,7 @@ export function createScheduler(options: SchedulerOptions) {
     finish: (a, agent, outcome) => runs.finish(a, agent, outcome),
     timeoutMs: options.timeoutMs ?? SCHEDULER_DEFAULTS.AGENT_TIMEOUT_MS,
     taker,
+    observer,
     ...(options.prices && { prices: options.prices }),
   });
   const runs: Runs = createRuns({
@@ -125,8 +130,9 @@ export function createScheduler(options: SchedulerOptions) {
     retry: options.retry ?? { baseDelayMs: SCHEDULER_DEFAULTS.RETRY_BASE_DELAY_MS, maxDelayMs: SCHEDULER_DEFAULTS.RETRY_MAX_DELAY_MS },
     runHistoryLimit: options.runHistoryLimit ?? SCHEDULER_DEFAULTS.RUN_HISTORY_LIMIT,
     onUsage: (agent) => budgets.afterUsage(agent),
+    observer,
   });
-  const recovery: Recovery = { store, log, agents, active, runs, schedules };
+  const recovery: Recovery = { store, log, agents, active, runs, schedules, observer };
   const shared = createSharedStore({ store, clock, log, lifecycle, schedules, active, agents, executor, runner, taker, status, recovery, instanceId, leaseMs, maxConcurrent });
 
   const due: DueHandlers = {
