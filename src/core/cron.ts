@@ -151,3 +151,8 @@ export function countOccurrences(expression: string, timezone: string, afterMs: 
   const latest = latestOccurrence(expression, timezone, toMs);
   return { count: c.count, capped: true, latest: latest !== null && c.latest !== null && latest > c.latest ? latest : c.latest };
 }
+
+/** Whether `atMs` is itself one of the pattern's instants: its wall time in `timezone` matches every field. */
+export function matchesAt(expression: string, timezone: string, atMs: number): boolean {
+  return pattern(expression, timezone).cron.match(new Date(atMs));
+}

@@ -85,3 +85,19 @@ export const scheduleSetResult = scheduleSummary.extend({ jobId: z.string(), pri
 });
 /** What removing a schedule answers. */
 export const unscheduled = z.object({ agentId: z.string() }).meta({ id: 'Unscheduled' });
+
+const countError = { error: 'expected a whole number from 1 to 100' };
+/** `GET /api/agents/:agentId/schedule/preview`: the agent's schedule, or an unsaved expression and zone to check before saving. */
+export const previewQuery = z.object({
+  count: z.coerce.number(countError).int(countError).min(1, countError).max(100, countError).default(10),
+  cronExpression: scheduleInput.shape.cronExpression.optional(),
+  timezone: z.string().min(1).max(100).optional().meta({ description: "An IANA time zone (default: the schedule's, else UTC)" }),
+});
+export const previewFire = z.object({
+  at: isoDate,
+  local: z.string().meta({ description: "The wall time in the schedule's zone with its offset", examples: ['2026-03-08T03:00:00-04:00'] }),
+  note: z.enum(['dst-gap', 'dst-repeat']).optional().meta({
+    description: '`dst-gap`: that wall time does not exist that day and the fire moves; `dst-repeat`: the wall time happens twice that day',
+  }),
+}).meta({ id: 'PreviewFire' });
+export type PreviewQuery = z.output<typeof previewQuery>;

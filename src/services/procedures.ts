@@ -3,7 +3,7 @@ import { agentCreateInput, agentDeleted, agentOutput, agentUpdateInput } from '.
 import { agentIdParam, idSchema, jobParams, runIdParam } from '../schemas/common.ts';
 import { instanceOutput } from '../schemas/instance.ts';
 import { cancelResult, runAccepted, runDetail, runOutput, runsQuery, usageQuery, usageReport } from '../schemas/run.ts';
-import { pausedJob, pauseResult, resumeResult, scheduleInfo, scheduleInput, scheduleSetResult, schedulerStats, unscheduled } from '../schemas/schedule.ts';
+import { pausedJob, pauseResult, previewFire, previewQuery, resumeResult, scheduleInfo, scheduleInput, scheduleSetResult, schedulerStats, unscheduled } from '../schemas/schedule.ts';
 import { lastEventId } from '../schemas/events.ts';
 import type { Access, Principal } from './auth.ts';
 import type { StreamEvent } from './events.ts';
@@ -127,6 +127,11 @@ export const procedures = {
   'schedule.resume': mutation({
     summary: 'Resume a paused job', input: jobParams, output: resumeResult,
     call: ({ principal, services }, { agentId, jobId }) => services.schedule.resume(principal, agentId, jobId),
+  }),
+  'schedule.preview': query({
+    summary: "The next fire times of an agent's schedule, or of an unsaved cronExpression and timezone, with DST notes",
+    input: agentIdParam.extend(previewQuery.shape), output: z.array(previewFire),
+    call: ({ principal, services }, { agentId, ...q }) => services.schedule.preview(principal, agentId, q),
   }),
   'scheduler.status': query({
     summary: 'Global scheduler statistics', output: schedulerStats,

@@ -1,13 +1,15 @@
 import { DAY_MS } from '../core/budgets.ts';
+import { validateCron } from '../core/cron.ts';
 import { badRequest, conflict, notFound, tooManyRequests } from '../core/errors.ts';
 import { MANUAL_RUNS_PER_MINUTE, MAX_AGENTS_PER_OWNER, SCHEDULER_DEFAULTS } from '../core/limits.ts';
 import type { HandlerRegistry } from '../core/handlers.ts';
 import type { InstanceRegistry } from '../core/instances.ts';
+import { previewFires } from '../core/preview.ts';
 import type { Scheduler } from '../core/scheduler.ts';
 import type { AgentRecord, RunRecord, Store } from '../core/store.ts';
 import type { AgentCreateInput, AgentUpdateInput } from '../schemas/agent.ts';
 import { PRIORITIES } from '../schemas/common.ts';
-import type { ScheduleInput } from '../schemas/schedule.ts';
+import type { PreviewQuery, ScheduleInput } from '../schemas/schedule.ts';
 import type { Principal } from './auth.ts';
 import { createEventsService } from './events.ts';
 import type { HealthService } from './health.ts';
@@ -222,6 +224,16 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
         await owned(p, agentId);
         const next = await scheduler.resume(agentId, jobId);
         return resumedView(agentId, jobId, next);
+      },
+      /** The next fires of the agent's schedule, or of an expression not saved yet (its zone: the one given, else the schedule's, else UTC). */
+      async preview(p: Principal, agentId: string, q: PreviewQuery) {
+        await owned(p, agentId);
+        const saved = scheduler.schedule(agentId);
+        const expression = q.cronExpression ?? saved?.expression;
+        if (expression === undefined) throw badRequest('query.cronExpression: the agent has no schedule; give the expression to preview');
+        const timezone = q.timezone ?? saved?.timezone ?? 'UTC';
+        validateCron(expression, timezone);
+        return previewFires(expression, timezone, now(), q.count).map((f) => ({ at: new Date(f.at).toISOString(), local: f.local, ...(f.note && { note: f.note }) }));
       },
     },
 

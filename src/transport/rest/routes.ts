@@ -121,6 +121,7 @@ export const routes: Route[] = [
     message: (_input, answer) => (answer.created ? 'Agent scheduled successfully' : 'Agent schedule updated successfully'),
   }),
   rest('GET', '/api/agents/:agentId/schedule', 'schedule.get'),
+  rest('GET', '/api/agents/:agentId/schedule/preview', 'schedule.preview', { query: ['count', 'cronExpression', 'timezone'] }),
   rest('DELETE', '/api/agents/:agentId/schedule', 'schedule.remove', { message: 'Agent unscheduled successfully' }),
   rest('PATCH', '/api/agents/:agentId/schedule/:jobId/pause', 'schedule.pause', { message: ({ jobId }) => `Job ${jobId} paused successfully` }),
   rest('PATCH', '/api/agents/:agentId/schedule/:jobId/resume', 'schedule.resume', { message: ({ jobId }) => `Job ${jobId} resumed successfully` }),
