@@ -120,6 +120,18 @@ export const MAX_AGENTS_PER_OWNER = 10_000;
  * people, not a loop. Skipped ones count: each is a stored run and its events. Env MANUAL_RUNS_PER_MINUTE. @default 60
  */
 export const MANUAL_RUNS_PER_MINUTE = 60;
+/** How long a manual run's `Idempotency-Key` answers the same run (CONTRACT §11): 24 h, as Stripe and the IETF draft keep them. */
+export const IDEMPOTENCY_KEY_TTL_MS = 24 * 60 * 60_000;
+/**
+ * A key reserved this long ago whose run was never recorded belongs to a request that stopped (its process died
+ * between the reservation and the run): the next request with the key takes it over. A run is made in milliseconds.
+ */
+export const IDEMPOTENCY_KEY_STALE_MS = 60_000;
+/**
+ * How long a second request with a key waits for the first one's run (it polls, 10 ms doubling to 200 ms), before
+ * answering `409` "still in progress": the first request is making the run right then.
+ */
+export const IDEMPOTENCY_WAIT_MS = 5_000;
 /**
  * Missed fires a restart counts one by one per schedule (croner ~50 µs each); past it the miss is recorded
  * as "missed 1000+ fire(s)", and the catch-up is still for the latest missed slot. @default 1000

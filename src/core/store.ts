@@ -188,6 +188,18 @@ export interface Store extends SchedulerStore, AsyncDisposable {
   ping(): Promise<void>;
   /** The write path's trouble, for `/healthz`: when a batch last failed because the database was away (Date.now), and whether one waits to be tried again now. */
   writeTrouble(): WriteTrouble;
+  /**
+   * Takes a manual run's idempotency key for the caller, atomically across instances: `reserved` when the key was
+   * free, expired (made before `expiredBefore`) or left unfinished by a request that stopped (no run, reserved
+   * before `staleBefore`); else the run the key already names (null while its request is still making it).
+   */
+  reserveIdempotencyKey(agentId: string, key: string, now: number, expiredBefore: number, staleBefore: number): Promise<{ reserved: true } | { reserved: false; runId: string | null }>;
+  /** Records the run a reserved key made. */
+  setIdempotencyRun(agentId: string, key: string, runId: string): Promise<void>;
+  /** Frees a reserved key whose run could not be made (a 429, say), so the same key can be tried again. */
+  releaseIdempotencyKey(agentId: string, key: string): Promise<void>;
+  /** Deletes keys made before `before`: they name nothing any more. */
+  pruneIdempotencyKeys(before: number): Promise<void>;
 }
 
 export interface WriteTrouble {

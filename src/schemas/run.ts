@@ -60,5 +60,10 @@ export const runsQuery = z.object({
   limit: z.coerce.number({ error: 'expected a whole number from 1 to 1000' }).int({ error: 'expected a whole number from 1 to 1000' }).min(1, { error: 'expected a whole number from 1 to 1000' }).max(1000, { error: 'expected a whole number from 1 to 1000' }).default(50),
 });
 
+const keyError = { error: 'expected 1 to 200 visible ASCII characters' };
+/** A manual run's idempotency key (the `Idempotency-Key` header over REST): the same key answers the same run for 24 h. */
+export const idempotencyKey = z.string(keyError).min(1, keyError).max(200, keyError).regex(/^[\x20-\x7e]+$/, keyError)
+  .meta({ description: 'The same key for the same agent answers the same runId for 24 h', examples: ['9f1c2e6a-0d4b-4c1e-9a57-3f0e8b1d2c4a'] });
+
 export const runAccepted = z.object({ runId: z.string() }).meta({ id: 'RunAccepted' });
 export const cancelResult = z.object({ runId: z.string(), status: z.literal('cancelled') }).meta({ id: 'RunCancelled' });

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { agentCreateInput, agentDeleted, agentOutput, agentUpdateInput } from '../schemas/agent.ts';
 import { agentIdParam, idSchema, jobParams, runIdParam } from '../schemas/common.ts';
 import { instanceOutput } from '../schemas/instance.ts';
-import { cancelResult, runAccepted, runDetail, runOutput, runsQuery, usageQuery, usageReport } from '../schemas/run.ts';
+import { cancelResult, idempotencyKey, runAccepted, runDetail, runOutput, runsQuery, usageQuery, usageReport } from '../schemas/run.ts';
 import { pausedJob, pauseResult, previewFire, previewQuery, resumeResult, scheduleInfo, scheduleInput, scheduleSetResult, schedulerStats, unscheduled } from '../schemas/schedule.ts';
 import { lastEventId } from '../schemas/events.ts';
 import type { Access, Principal } from './auth.ts';
@@ -96,8 +96,9 @@ export const procedures = {
     call: ({ principal, services }, { agentId }) => services.agents.remove(principal, agentId),
   }),
   'agents.run': mutation({
-    summary: 'Run an agent now', input: agentIdParam, output: runAccepted,
-    call: ({ principal, services }, { agentId }) => services.agents.run(principal, agentId),
+    summary: 'Run an agent now (with an idempotency key: the run that key made in the last 24 h, or a new one)',
+    input: agentIdParam.extend({ idempotencyKey: idempotencyKey.optional() }), output: runAccepted,
+    call: ({ principal, services }, { agentId, idempotencyKey }) => services.agents.run(principal, agentId, idempotencyKey),
   }),
   'agents.runs': query({
     summary: "An agent's runs, newest first", input: agentIdParam.extend({ limit: runsQuery.shape.limit }), output: z.array(runOutput),

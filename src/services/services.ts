@@ -12,6 +12,7 @@ import { PRIORITIES } from '../schemas/common.ts';
 import type { PreviewQuery, ScheduleInput } from '../schemas/schedule.ts';
 import type { Principal } from './auth.ts';
 import { createEventsService } from './events.ts';
+import { createIdempotentRuns } from './idempotency.ts';
 import type { HealthService } from './health.ts';
 import { mayAccess, ownedAgent } from './ownership.ts';
 import {
@@ -86,6 +87,7 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
     agentTimeoutMs: given.agentTimeoutMs ?? SCHEDULER_DEFAULTS.AGENT_TIMEOUT_MS,
   };
   const serial = keyedSerial();
+  const idempotent = createIdempotentRuns({ store, now });
   /** A non-admin's agent may not outlast the server's own run timeout; an admin may set up to the schema's bound. */
   const checkTimeout = (p: Principal, timeoutMs: number | null | undefined) => {
     if (!p.admin && timeoutMs != null && timeoutMs > limits.agentTimeoutMs) {
@@ -164,18 +166,19 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
         await store.deleteAgent(agentId);
         return deletedView(agentId);
       },
-      async run(p: Principal, agentId: string) {
+      /** A manual run; with an idempotency key, the run that key already made (for 24 h) or a new one. */
+      async run(p: Principal, agentId: string, idempotencyKey?: string) {
         const agent = await owned(p, agentId);
         // Counted from the runs table (skipped ones too: each is a stored run), so the limit holds across instances.
-        const run = await serial(`run:${agentId}`, async () => {
+        const make = async () => (await serial(`run:${agentId}`, async () => {
           const t = now();
           const recent = await store.countRunsSince(agentId, 'manual', t - MINUTE_MS + 1);
           if (recent >= limits.manualRunsPerMinute) {
             throw tooManyRequests(`Too many manual runs of agent ${agentId}: at most ${limits.manualRunsPerMinute} in any 60 s (MANUAL_RUNS_PER_MINUTE); try again shortly`);
           }
           return scheduler.runNow(agent);
-        });
-        return runAcceptedView(run.id);
+        })).id;
+        return runAcceptedView(idempotencyKey === undefined ? await make() : await idempotent(agentId, idempotencyKey, make));
       },
       async runs(p: Principal, agentId: string, limit: number) {
         await owned(p, agentId);

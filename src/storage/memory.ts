@@ -3,6 +3,7 @@ import type { AgentRecord, EventRecord, Fence, NewEvent, RunRecord, Store, Write
 import { decideClaims, queueOrder } from './claims.ts';
 import { createEventFeed, stampIds } from './event-feed.ts';
 import { agents, events, fromRow, runs, schedules, setColumns, toRow, usageDays, type Row, type TableSpec } from './tables.ts';
+import { createMemoryIdempotency } from './memory-idempotency.ts';
 import { byNewest, createMemoryInstances } from './memory-rows.ts';
 import { createMemoryReads } from './memory-reads.ts';
 import { foldUsage, type UsageRows } from './memory-usage.ts';
@@ -189,6 +190,7 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
   const records = <R>(t: TableSpec<R>, rows: Iterable<Row>): R[] => Array.from(rows, (r) => fromRow(t, r));
   const openRuns = () => Array.from(open, (id) => runRows.get(id)!);
   const memoryInstances = createMemoryInstances();
+  const { deleteAgent: forgetKeys, ...idempotency } = createMemoryIdempotency();
   /** Sets columns of a stored run and answers it as stored. */
   const setRun = (row: Row, set: Row): RunRecord => {
     const next = { ...row, ...set };
@@ -275,7 +277,7 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
         return true;
       });
     },
-    // As in SQL: the schedule, runs, usage, events and agent go.
+    // As in SQL: the schedule, runs, usage, events, idempotency keys and agent go.
     deleteAgent: (id: string) =>
       chain.serial(async () =>
         transaction(() => {
@@ -284,9 +286,11 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
           for (const [key, u] of usageRows) if (u['agent_id'] === id) remove(usageRows, key);
           for (const [eventId, e] of eventRows) if (e['agent_id'] === id) remove(eventRows, eventId);
           remove(agentRows, id);
+          forgetKeys(id);
         }),
       ),
     ...memoryInstances,
+    ...idempotency,
     ping: async () => {},
     writeTrouble: chain.trouble,
     [Symbol.asyncDispose]: () => chain.settle(),

@@ -171,6 +171,19 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0008_idempotency_keys': {
+    // A manual run's Idempotency-Key answers the same run for 24 h, on every instance (CONTRACT §11).
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('idempotency_keys')
+        .addColumn('agent_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('key', 'varchar(200)', (c) => c.notNull())
+        .addColumn('run_id', 'varchar(64)')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('idempotency_keys_pk', ['agent_id', 'key'])
+        .execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -5,6 +5,7 @@ import { silentLogger } from '../core/logger.ts';
 import type { EventRecord, Store } from '../core/store.ts';
 import { createEventFeed, stampIds } from './event-feed.ts';
 import { committedEventsAfter, createReads } from './reads.ts';
+import { createIdempotencyMethods } from './idempotency-sql.ts';
 import { createInstanceMethods } from './instances.ts';
 import type { Database } from './schema.ts';
 import { createClaimMethods, lockClaimAgents } from './claim-sql.ts';
@@ -109,6 +110,7 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
           await trx.deleteFrom('usage_days').where('agent_id', '=', id).execute();
           // Its events go with it: a new agent under the same id (anyone's) must never replay them.
           await trx.deleteFrom('events').where('agent_id', '=', id).execute();
+          await trx.deleteFrom('idempotency_keys').where('agent_id', '=', id).execute();
           await trx.deleteFrom('agents').where('id', '=', id).execute();
         }),
       ),
@@ -126,6 +128,7 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
         return Number(result.numUpdatedRows) === 1;
       }),
     ...createInstanceMethods(db),
+    ...createIdempotencyMethods(db),
     // Beside the chain, which may be waiting out an outage: /healthz asks whether the database answers now.
     ping: async () => void (await sql`SELECT 1`.execute(db)),
     writeTrouble: chain.trouble,

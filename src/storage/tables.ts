@@ -192,7 +192,24 @@ export const usageDays = table<UsageDayRecord>()('usage_days', 'agentId', {
   costUsd: col('cost_usd', 'double precision', num),
 });
 
-export const TABLES = [agents, schedules, runs, events, instances, counters, usageDays] as const;
+/**
+ * A manual run's `Idempotency-Key` (CONTRACT §11): the run it made, for 24 h. `runId` is null while the
+ * request that reserved the key is still making its run. The primary key is (agent_id, key).
+ */
+export interface IdempotencyKeyRecord {
+  agentId: string;
+  key: string;
+  runId: string | null;
+  createdAt: number;
+}
+export const idempotencyKeys = table<IdempotencyKeyRecord>()('idempotency_keys', 'agentId', {
+  agentId: col('agent_id', 'text', text()),
+  key: col('key', 'text', text()),
+  runId: col('run_id', 'text', textOrNull),
+  createdAt: col('created_at', 'bigint', num),
+});
+
+export const TABLES = [agents, schedules, runs, events, instances, counters, usageDays, idempotencyKeys] as const;
 
 /** The row type of a table as Kysely sees it: column name → stored type. */
 export type RowOf<T extends TableSpec> = {

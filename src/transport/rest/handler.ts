@@ -18,6 +18,23 @@ export interface RestDeps {
  * (token, then path, query and body, each naming its own field in errors), called, and its answer sent
  * as `{ success: true, data, message? }`.
  */
+/** The input fields a route reads from headers; an error names the header (`header Idempotency-Key: …`). */
+function headerInput({ schema, names }: NonNullable<ProcedureRoute['headers']>, req: IncomingMessage): object {
+  const given: Record<string, string> = {};
+  for (const [field, header] of Object.entries(names)) {
+    const value = req.headers[header.toLowerCase()];
+    if (value !== undefined) given[field] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  try {
+    return parseInput(schema, given, 'header') as object;
+  } catch (err) {
+    if (err instanceof DomainError) {
+      for (const [field, header] of Object.entries(names)) err.message = err.message.replace(`header.${field}:`, `header ${header}:`);
+    }
+    throw err;
+  }
+}
+
 export function createRestHandler({ services, auth, logger }: RestDeps) {
   async function serve(route: ProcedureRoute, params: Record<string, string>, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const { procedure } = route;
@@ -27,8 +44,9 @@ export function createRestHandler({ services, auth, logger }: RestDeps) {
     const p = route.params && (parseInput(route.params, params) as object);
     const q = route.query && (parseInput(route.query, Object.fromEntries(url.searchParams), 'query') as object);
     const b = route.body && (parseInput(route.body, raw ?? {}, 'body') as object);
+    const h = route.headers && headerInput(route.headers, req);
     // One part is the input as it is (the common case: nothing copied); several are merged, path last.
-    const input = b === undefined && q === undefined ? p : p === undefined && q === undefined ? b : { ...b, ...q, ...p };
+    const input = h === undefined && b === undefined && q === undefined ? p : h === undefined && p === undefined && q === undefined ? b : { ...h, ...b, ...q, ...p };
     const answer = await procedure.call({ principal, services }, input);
     const body: Record<string, unknown> = { success: true, data: procedure.reply ? procedure.reply(answer) : answer };
     if (route.message) body['message'] = route.message(input, answer);

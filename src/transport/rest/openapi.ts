@@ -76,6 +76,12 @@ function parameters(route: ProcedureRoute, set: SchemaSet) {
       out.push({ name, in: where, required: where === 'path' || (js.required ?? []).includes(name), schema: s });
     }
   }
+  if (route.headers) {
+    const js = set.convert(route.headers.schema, 'input') as { properties?: Record<string, unknown>; required?: string[] };
+    for (const [field, s] of Object.entries(js.properties ?? {})) {
+      out.push({ name: route.headers.names[field], in: 'header', required: (js.required ?? []).includes(field), schema: s });
+    }
+  }
   return out;
 }
 

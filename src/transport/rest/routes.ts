@@ -26,6 +26,8 @@ export interface ProcedureRoute {
   params?: z.ZodType;
   query?: z.ZodType;
   body?: z.ZodType;
+  /** Input fields read from request headers: the schema of those fields, and each field's header name. */
+  headers?: { schema: z.ZodType; names: Readonly<Record<string, string>> };
   /** Every success status the route answers, the usual one first (for the OpenAPI document). */
   statuses: readonly number[];
   status(answer: unknown): number;
@@ -49,6 +51,8 @@ type InputFor<N extends CallProcedureName> = InputOf<Procedures[N]['input']>;
 interface RestOptions<N extends CallProcedureName> {
   /** Input fields read from the query string. */
   query?: readonly (keyof InputFor<N> & string)[];
+  /** Input fields read from request headers, by header name (`Idempotency-Key`). */
+  headers?: Partial<Record<keyof InputFor<N> & string, string>>;
   /** A fixed status, or one picked from the answer with every status it can pick. @default 200 */
   status?: number | { of(answer: AnswerOf<N>): number; documented: readonly number[] };
   message?: string | ((input: InputFor<N>, answer: AnswerOf<N>) => string);
@@ -60,7 +64,8 @@ const pick = (o: z.ZodObject, keys: readonly string[]): z.ZodType => o.pick(mask
 const omit = (o: z.ZodObject, keys: readonly string[]): z.ZodType => o.omit(mask(keys));
 
 /** Splits a procedure's input schema into path, query and body schemas; a row that cannot be served fails at load. */
-function parts(method: Method, path: string, name: string, input: z.ZodType | undefined, queryKeys: readonly string[]) {
+function parts(method: Method, path: string, name: string, input: z.ZodType | undefined, queryKeys: readonly string[], headerNames: Readonly<Record<string, string>> = {}) {
+  const headerKeys = Object.keys(headerNames);
   const pathKeys = path.split('/').filter((s) => s.startsWith(':')).map((s) => s.slice(1));
   if (!input) {
     if (pathKeys.length + queryKeys.length > 0) throw new Error(`${method} ${path}: ${name} takes no input`);
@@ -68,13 +73,14 @@ function parts(method: Method, path: string, name: string, input: z.ZodType | un
   }
   if (!(input instanceof z.ZodObject)) throw new Error(`${method} ${path}: ${name} needs an object input to map onto HTTP`);
   const keys = Object.keys(input.shape);
-  for (const k of [...pathKeys, ...queryKeys]) if (!keys.includes(k)) throw new Error(`${method} ${path}: ${name} has no input field "${k}"`);
-  const bodyKeys = keys.filter((k) => !pathKeys.includes(k) && !queryKeys.includes(k));
+  for (const k of [...pathKeys, ...queryKeys, ...headerKeys]) if (!keys.includes(k)) throw new Error(`${method} ${path}: ${name} has no input field "${k}"`);
+  const bodyKeys = keys.filter((k) => !pathKeys.includes(k) && !queryKeys.includes(k) && !headerKeys.includes(k));
   if (bodyKeys.length > 0 && (method === 'GET' || method === 'DELETE')) throw new Error(`${method} ${path}: ${name} needs a body (${bodyKeys.join(', ')})`);
   return {
     ...(pathKeys.length > 0 && { params: pick(input, pathKeys) }),
     ...(queryKeys.length > 0 && { query: pick(input, queryKeys) }),
-    ...(bodyKeys.length > 0 && { body: bodyKeys.length === keys.length ? input : omit(input, [...pathKeys, ...queryKeys]) }),
+    ...(bodyKeys.length > 0 && { body: bodyKeys.length === keys.length ? input : omit(input, [...pathKeys, ...queryKeys, ...headerKeys]) }),
+    ...(headerKeys.length > 0 && { headers: { schema: pick(input, headerKeys), names: headerNames } }),
   };
 }
 
@@ -87,7 +93,7 @@ function rest<N extends CallProcedureName>(method: Method, path: string, name: N
     path,
     name,
     procedure,
-    ...parts(method, path, name, procedure.input, options.query ?? []),
+    ...parts(method, path, name, procedure.input, options.query ?? [], options.headers as Record<string, string> | undefined),
     statuses: typeof status === 'number' ? [status] : status.documented,
     status: typeof status === 'number' ? () => status : (status.of as (answer: unknown) => number),
     ...(message !== undefined && { message: typeof message === 'string' ? () => message : (message as (input: unknown, answer: unknown) => string) }),
@@ -113,7 +119,7 @@ export const routes: Route[] = [
   rest('GET', '/api/agents/:agentId', 'agents.get'),
   rest('PATCH', '/api/agents/:agentId', 'agents.update'),
   rest('DELETE', '/api/agents/:agentId', 'agents.delete', { message: 'Agent deleted successfully' }),
-  rest('POST', '/api/agents/:agentId/run', 'agents.run', { status: 202 }),
+  rest('POST', '/api/agents/:agentId/run', 'agents.run', { status: 202, headers: { idempotencyKey: 'Idempotency-Key' } }),
   rest('GET', '/api/agents/:agentId/runs', 'agents.runs', { query: ['limit'] }),
   rest('GET', '/api/agents/:agentId/usage', 'agents.usage', { query: ['from', 'to'] }),
   rest('POST', '/api/agents/:agentId/schedule', 'schedule.set', {
