@@ -11,7 +11,7 @@ const noOuterLayers = { regex: '(^|/)(runtime|transport)/|(^|/)app\\.ts$', messa
 const viaServices = { regex: '(^|/)core/(events|scheduler)\\.ts$', message: 'transport/ watches and commands through services/ (services/events.ts, services/services.ts), not the scheduler or its bus.' };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'bench/results*.json'] },
+  { ignores: ['node_modules/**', 'data/**', 'bench/results*.json', 'client/dist/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {
@@ -77,7 +77,8 @@ export default tseslint.config(
   {
     files: ['client/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./src/(?!transport/trpc/router\\.ts$)', message: 'client/ imports only `type AppRouter` from the server.' }] }],
+      // The router's types, and the built-in handlers' config schemas (client/typed-router.ts types `agents.create` with them).
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./src/(?!transport/trpc/router\\.ts$|handlers/(demo|webhook|llm)\\.ts$)', message: 'client/ imports only types from the server: `AppRouter` and the built-in handler configs.' }] }],
     },
   },
 );

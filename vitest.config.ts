@@ -31,6 +31,8 @@ const NOT_ON_POSTGRES = [
   'test/config.test.ts',
   'test/wire.test.ts',
   'test/client-types.test.ts',
+  // Builds and packs the client package and type-checks a consumer: no database in it.
+  'test/client-package.test.ts',
   'test/storage.test.ts',
   'test/claims.test.ts',
   'test/signals.test.ts',

@@ -1,6 +1,10 @@
 import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink, type TRPCClient } from '@trpc/client';
 import superjson from 'superjson';
 import type { AppRouter } from '../src/transport/trpc/router.ts';
+import type { HandlerMap, SchedulerRouter } from './typed-router.ts';
+
+/** Any class constructed as `new WebSocket(url, protocols)`: the DOM's, Deno's, or `ws`'s. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => unknown;
 
 /**
  * The typed client: queries and mutations over HTTP (batched), subscriptions over one WebSocket,
@@ -13,15 +17,20 @@ export interface SchedulerClientOptions {
   /** A JWT, or a function returning the current one (called per request and per WebSocket connect). */
   token: string | (() => string | Promise<string>);
   /**
-   * A WebSocket implementation. Browsers, Deno and Node ≥ 22 have one; on Node 20 pass `WebSocket` from `ws`.
+   * A WebSocket implementation. Browsers, Deno and Node ≥ 22 have one; on Node 20 pass `WebSocket` from `ws`
+   * (accepted as it is: its types differ from the DOM's, its behaviour does not).
    * @default globalThis.WebSocket
    */
-  WebSocket?: typeof globalThis.WebSocket;
+  WebSocket?: typeof globalThis.WebSocket | WebSocketConstructor;
   /** Delay before reconnect attempt n (0-based). @default 250 ms doubling, capped at 10 s */
   retryDelayMs?: (attempt: number) => number;
 }
 
-export type SchedulerClient = TRPCClient<AppRouter> & {
+/**
+ * The client for a server whose handlers are the built-in ones plus `H` (name → config type): `agents.create`
+ * accepts only those names, each with its own config type. `SchedulerClient<AnyHandlers>` accepts any name.
+ */
+export type SchedulerClient<H extends HandlerMap<H> = Record<never, never>> = TRPCClient<SchedulerRouter<H>> & {
   /** Closes the WebSocket (subscriptions end). */
   close(): Promise<void>;
   /** `await using client = createSchedulerClient(…)` closes it at the end of the scope. */
@@ -29,11 +38,12 @@ export type SchedulerClient = TRPCClient<AppRouter> & {
 };
 
 export type { AppRouter };
+export type { AgentCreateInput, AgentUpdateInput, AnyHandlers, BuiltInHandlers, HandlerMap, KnownHandlers, SchedulerRouter } from './typed-router.ts';
 
-export function createSchedulerClient(options: SchedulerClientOptions): SchedulerClient {
+export function createSchedulerClient<H extends HandlerMap<H> = Record<never, never>>(options: SchedulerClientOptions): SchedulerClient<H> {
   const base = options.url.replace(/\/+$/, '');
   const token = async () => (typeof options.token === 'function' ? await options.token() : options.token);
-  const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: typeof globalThis.WebSocket }).WebSocket;
+  const WebSocketImpl = (options.WebSocket ?? (globalThis as { WebSocket?: typeof globalThis.WebSocket }).WebSocket) as typeof globalThis.WebSocket | undefined;
   let wsClient: ReturnType<typeof createWSClient> | undefined;
   const ws = () => {
     if (!WebSocketImpl) throw new Error('No WebSocket implementation: on Node 20 pass `WebSocket` from the "ws" package to createSchedulerClient');
@@ -70,5 +80,5 @@ export function createSchedulerClient(options: SchedulerClientOptions): Schedule
   // tRPC's client is a proxy that reads every property as a procedure path: `close` is added in front of it.
   return new Proxy(client, {
     get: (target, prop, receiver) => (prop === 'close' || prop === Symbol.asyncDispose ? close : Reflect.get(target, prop, receiver)),
-  }) as SchedulerClient;
+  }) as unknown as SchedulerClient<H>;
 }
