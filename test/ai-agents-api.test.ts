@@ -292,7 +292,7 @@ describe('budgets through REST', () => {
     expect(paused.id).toBeGreaterThan(exceeded[0]!.id);
     expect(paused.data).toMatchObject({ agentId: 'spender', jobId: 'spend-job', status: 'paused' });
 
-    expect((await s.call('GET', '/api/agents/schedule/paused')).body).toEqual({ success: true, data: [{ agentId: 'spender', jobId: 'spend-job', pauseReason: 'budget' }] });
+    expect((await s.call('GET', '/api/agents/schedule/paused')).body).toEqual({ success: true, data: [{ agentId: 'spender', jobId: 'spend-job', pauseReason: 'budget', pauseNote: null, pausedUntil: expect.stringMatching(/T00:00:00.000Z$/) }] });
     const info = await s.call('GET', '/api/agents/spender/schedule');
     expect(info.body.data).toMatchObject({ status: 'PAUSED', taskDetails: { jobId: 'spend-job', isPaused: true, pauseReason: 'budget' } });
     const refused = await s.call('POST', '/api/agents/spender/run');
@@ -301,8 +301,8 @@ describe('budgets through REST', () => {
     // A manual pause of another job is told apart.
     expect((await s.call('PATCH', '/api/agents/other/schedule/other-job/pause')).status).toBe(200);
     expect((await s.call('GET', '/api/agents/schedule/paused')).body.data).toEqual(expect.arrayContaining([
-      { agentId: 'spender', jobId: 'spend-job', pauseReason: 'budget' },
-      { agentId: 'other', jobId: 'other-job', pauseReason: 'manual' },
+      { agentId: 'spender', jobId: 'spend-job', pauseReason: 'budget', pauseNote: null, pausedUntil: expect.stringMatching(/T00:00:00.000Z$/) },
+      { agentId: 'other', jobId: 'other-job', pauseReason: 'manual', pauseNote: null, pausedUntil: null },
     ]));
     expect((await s.call('GET', '/api/agents/schedule/paused')).body.data).toHaveLength(2);
     expect((await s.call('GET', '/api/agents/other/schedule')).body.data.taskDetails).toMatchObject({ isPaused: true, pauseReason: 'manual' });
@@ -314,7 +314,7 @@ describe('budgets through REST', () => {
     clock.set(at('2026-03-11T00:00:00Z'));
     expect((await resumed).data).toMatchObject({ agentId: 'spender', jobId: 'spend-job', status: 'resumed', nextRunAt: '2027-01-01T00:00:00.000Z', timestamp: '2026-03-11T00:00:00.000Z' });
     // The manual pause is not ended by the period.
-    expect((await s.call('GET', '/api/agents/schedule/paused')).body.data).toEqual([{ agentId: 'other', jobId: 'other-job', pauseReason: 'manual' }]);
+    expect((await s.call('GET', '/api/agents/schedule/paused')).body.data).toEqual([{ agentId: 'other', jobId: 'other-job', pauseReason: 'manual', pauseNote: null, pausedUntil: null }]);
     expect((await s.call('GET', '/api/agents/spender/schedule')).body.data.taskDetails).toMatchObject({ isPaused: false, pauseReason: null });
     expect((await s.call('PATCH', '/api/agents/other/schedule/other-job/resume')).status).toBe(200);
     expect((await s.call('GET', '/api/agents/schedule/paused')).body.data).toEqual([]);
@@ -453,7 +453,7 @@ describe('usage and budgets at their edges', () => {
       { agentId: 'r', jobId: 'r-job', period: 'day', costUsd: 0, tokens: 10, resumesAt: '2026-03-11T00:00:00.000Z', timestamp: '2026-03-10T10:00:00.000Z' },
       { agentId: 'r', jobId: 'r-job', period: 'day', costUsd: 0, tokens: 11, resumesAt: '2026-03-11T00:00:00.000Z', timestamp: '2026-03-10T11:00:00.000Z' },
     ]);
-    expect((await s.call('GET', '/api/agents/schedule/paused')).body.data).toEqual([{ agentId: 'r', jobId: 'r-job', pauseReason: 'budget' }]);
+    expect((await s.call('GET', '/api/agents/schedule/paused')).body.data).toEqual([{ agentId: 'r', jobId: 'r-job', pauseReason: 'budget', pauseNote: null, pausedUntil: expect.stringMatching(/T00:00:00.000Z$/) }]);
   });
 
   it('a budget still holds once old runs are trimmed from the history (RUN_HISTORY_LIMIT)', async () => {

@@ -43,7 +43,7 @@ describe('durability', () => {
 
     expect(second.scheduler.schedule('busy')).toMatchObject({ jobId: 'busy-job', priority: 3, enabled: true, paused: false });
     expect(second.scheduler.schedule('paused')).toMatchObject({ paused: true });
-    expect(second.scheduler.pausedJobs()).toEqual([{ agentId: 'paused', jobId: 'paused', pauseReason: 'manual' }]);
+    expect(second.scheduler.pausedJobs()).toEqual([{ agentId: 'paused', jobId: 'paused', pauseReason: 'manual', pauseNote: null, pausedUntil: null }]);
     expect(second.scheduler.stats()).toMatchObject({ scheduledTasksCount: 4, pausedJobsCount: 1 });
 
     // The interrupted run failed and its retry waits 1 s; its missed 01:00 fire is recorded as skipped,

@@ -45,7 +45,7 @@ describe('schedule REST API', () => {
         nextRunAt: created.body.data.nextRunAt, lastRunAt: null, status: 'IDLE',
         taskDetails: {
           agentId: 'agent-123', agentName: 'Content Creator Agent', priority: 3, nextRunTime: created.body.data.nextRunAt,
-          retryCount: 0, lastError: null, backoffUntil: null, isRunning: false, isPaused: false, pauseReason: null, jobId: 'agent-123', timezone: 'UTC', catchUp: true,
+          retryCount: 0, lastError: null, backoffUntil: null, isRunning: false, isPaused: false, pauseReason: null, pauseNote: null, pausedUntil: null, jobId: 'agent-123', timezone: 'UTC', catchUp: true,
         },
       },
     });
@@ -117,7 +117,7 @@ describe('schedule REST API', () => {
     expect(paused.body).toEqual({ success: true, message: 'Job job-456 paused successfully', data: { agentId: 'agent-123', jobId: 'job-456', status: 'paused' } });
     const info = await s.call('GET', '/api/agents/agent-123/schedule');
     expect(info.body.data).toMatchObject({ status: 'PAUSED', nextRunAt: null, scheduleEnabled: true, taskDetails: { isPaused: true } });
-    expect((await s.call('GET', '/api/agents/schedule/paused')).body).toEqual({ success: true, data: [{ agentId: 'agent-123', jobId: 'job-456', pauseReason: 'manual' }] });
+    expect((await s.call('GET', '/api/agents/schedule/paused')).body).toEqual({ success: true, data: [{ agentId: 'agent-123', jobId: 'job-456', pauseReason: 'manual', pauseNote: null, pausedUntil: null }] });
     expect((await s.call('GET', '/api/agents/schedule/status')).body.data).toMatchObject({ pausedJobsCount: 1, scheduledTasksCount: 1 });
     const bob = await s.token('bob');
     expect((await s.call('GET', '/api/agents/schedule/paused', { token: bob })).body.data).toEqual([]);

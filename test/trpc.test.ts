@@ -40,7 +40,7 @@ describe('tRPC', () => {
     expect(info.taskDetails?.priority).toBe(3);
     expect(await c.scheduler.status.query()).toMatchObject({ scheduledTasksCount: 1, maxConcurrentAgents: 5 });
     expect(await c.schedule.pause.mutate({ agentId: 'writer', jobId: 'writer' })).toEqual({ agentId: 'writer', jobId: 'writer', status: 'paused' });
-    expect(await c.scheduler.paused.query()).toEqual([{ agentId: 'writer', jobId: 'writer', pauseReason: 'manual' }]);
+    expect(await c.scheduler.paused.query()).toEqual([{ agentId: 'writer', jobId: 'writer', pauseReason: 'manual', pauseNote: null, pausedUntil: null }]);
     expect(await c.schedule.resume.mutate({ agentId: 'writer', jobId: 'writer' })).toMatchObject({ status: 'resumed', nextRunAt: expect.any(String) });
     const done = nextEvent(s.app, (e) => e.type === 'agent:completed');
     const { runId } = await c.agents.run.mutate({ agentId: 'writer' });

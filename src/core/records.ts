@@ -48,8 +48,10 @@ export interface ScheduleRecord {
   nextRunAt: number | null;
   /** Why it is paused; null while it is not. */
   pauseReason: PauseReason | null;
-  /** A budget pause: when it resumes by itself (the next period's start); null otherwise. */
+  /** When a pause ends by itself: a budget pause at the next period's start, a pause given `until` then; null otherwise. */
   resumeAt: number | null;
+  /** The note a pause was given (`{ note }`), shown with the paused job; null while not paused or without one. */
+  pauseNote: string | null;
   /**
    * Bumped by every change made through the API (set, pause, resume, remove): a fire claims its slot
    * only under the revision it was planned with, so no instance starts a fire that an answered change

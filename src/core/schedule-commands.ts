@@ -11,6 +11,13 @@ import type { Schedules, ScheduleSpec, ScheduleState } from './schedules.ts';
 import type { Status } from './status.ts';
 import type { AgentRecord, RunRecord, ScheduleRecord, SchedulerStore } from './store.ts';
 
+/** What a pause may say (CONTRACT §11): a note shown with the paused job, and when it ends by itself. */
+export interface PauseOptions {
+  note?: string | undefined;
+  /** Resumes by itself then (`agent:resumed`), on whichever instance is alive. */
+  until?: number | undefined;
+}
+
 export interface ScheduleCommandsOptions {
   store: SchedulerStore;
   clock: Clock;
@@ -96,17 +103,22 @@ export function createScheduleCommands({ store, clock, schedules, agents, active
 
     /**
      * Pauses the schedule (409 while its agent runs, here or — per `stored`, its open runs as the database
-     * has them — on another instance); a pending retry or queued run is dropped as cancelled.
+     * has them — on another instance); a pending retry or queued run is dropped as cancelled. With `until` it
+     * resumes by itself then; `note` is shown with it. A paused job paused again takes the new note and end
+     * (a budget pause becomes the caller's), without another `agent:paused`.
      */
-    async pause(agentId: string, jobId: string, stored: readonly RunRecord[] = []): Promise<void> {
+    async pause(agentId: string, jobId: string, stored: readonly RunRecord[] = [], how: PauseOptions = {}): Promise<void> {
+      const until = how.until ?? null;
+      if (until !== null && until <= clock.now()) throw badRequest(`body.until: expected a time in the future, got ${iso(until)}`);
       await fresh(agentId);
       const revision = await schedules.nextRevision();
       const s = requireSchedule(agentId, jobId);
       const a = active.ofAgent(agentId);
       if (a?.state === 'running' || stored.some((r) => r.status === 'running')) throw conflict(`Cannot pause agent ${agentId} while it is running`);
-      if (!s.paused) {
-        dropOpen(agentId, stored, 'dropped: job paused');
-        schedules.pause(s, revision);
+      const wasPaused = s.paused;
+      if (!wasPaused) dropOpen(agentId, stored, 'dropped: job paused');
+      schedules.pause(s, revision, 'manual', until, how.note ?? null);
+      if (!wasPaused) {
         const agent = await agents.load(agentId);
         if (agent) agents.write(agent, { status: 'PAUSED', retryCount: 0, backoffUntil: null });
         events.emit('agent:paused', agentId, { agentId, jobId, status: 'paused', timestamp: iso(clock.now())! });
@@ -148,14 +160,15 @@ export function createScheduleCommands({ store, clock, schedules, agents, active
     },
 
     /**
-     * A budget pause's time came (planned under `version`): resumed by whichever instance's conditional
-     * update lands first (`endBudgetPause`), which alone sends `agent:resumed`; the others see the change.
+     * A pause's end came (a budget's next period, or the `until` it was given; planned under `version`): resumed by
+     * whichever instance's conditional update lands first (`endTimedPause`), which alone sends `agent:resumed`; the
+     * others see the change.
      */
-    async resumeFromBudget(agentId: string, version: number): Promise<void> {
+    async resumeOnTime(agentId: string, version: number): Promise<void> {
       const s = schedules.get(agentId);
-      if (!s || s.version !== version || !s.paused || s.pauseReason !== 'budget') return;
+      if (!s || s.version !== version || !s.paused || s.resumeAt === null) return;
       const revision = await schedules.nextRevision();
-      const won = await store.endBudgetPause(agentId, s.revision, { paused: false, pauseReason: null, resumeAt: null, revision, changedAt: clock.now() });
+      const won = await store.endTimedPause(agentId, s.revision, { paused: false, pauseReason: null, resumeAt: null, pauseNote: null, revision, changedAt: clock.now() });
       if (!won) {
         await fresh(agentId); // resumed elsewhere, or changed through the API meanwhile
         return;

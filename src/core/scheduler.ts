@@ -5,7 +5,7 @@ import type { RetryPolicy } from './backoff.ts';
 import { createBudgets } from './budgets.ts';
 import { systemClock, type Clock, type TimerHandle } from './clock.ts';
 import { conflict, errorText } from './errors.ts';
-import { createEventLog } from './event-log.ts';
+import { createEventLog, iso } from './event-log.ts';
 import { createEventBus, type EventBus } from './events.ts';
 import { createExecutor } from './executor.ts';
 import type { HandlerRegistry } from './handlers.ts';
@@ -142,7 +142,7 @@ export function createScheduler(options: SchedulerOptions) {
     },
     retry: runs.retryDue,
     resume(agentId, version) {
-      commands.resumeFromBudget(agentId, version).catch((err: unknown) => log.error('could not end a budget pause', { agentId, error: errorText(err) }));
+      commands.resumeOnTime(agentId, version).catch((err: unknown) => log.error('could not end a pause on time', { agentId, error: errorText(err) }));
     },
   };
 
@@ -276,7 +276,7 @@ export function createScheduler(options: SchedulerOptions) {
 
     isRunning: (agentId: string) => active.ofAgent(agentId)?.state === 'running',
     schedule: (agentId: string): Readonly<ScheduleRecord> | undefined => schedules.get(agentId),
-    pausedJobs: () => [...schedules.values()].filter((s) => s.paused).map((s) => ({ agentId: s.agentId, jobId: s.jobId, pauseReason: s.pauseReason ?? 'manual' })),
+    pausedJobs: () => [...schedules.values()].filter((s) => s.paused).map((s) => ({ agentId: s.agentId, jobId: s.jobId, pauseReason: s.pauseReason ?? 'manual', pauseNote: s.pauseNote, pausedUntil: iso(s.resumeAt) })),
     lastEventId: () => events.lastId,
   };
 }

@@ -63,10 +63,10 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
     s.updatedAt = clock.now();
   }
 
-  /** Puts the schedule's next fire on the timeline, if it has one and may fire; or, paused for its budget, its resume. */
+  /** Puts the schedule's next fire on the timeline, if it has one and may fire; or, paused with an end (a budget's, or `until`), its resume. */
   function plan(s: ScheduleState): void {
     if (s.paused) {
-      if (s.pauseReason === 'budget' && s.resumeAt !== null) timeline.resumeAt(s.agentId, s.version, s.resumeAt);
+      if (s.resumeAt !== null) timeline.resumeAt(s.agentId, s.version, s.resumeAt);
     } else if (s.nextRunAt !== null && s.enabled) timeline.fireAt(s.agentId, s.version, s.nextRunAt);
   }
 
@@ -169,6 +169,7 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
         paused: false,
         pauseReason: null,
         resumeAt: null,
+        pauseNote: null,
         nextRunAt: spec.enabled ? nextOccurrence(spec.expression, spec.timezone, now) : null,
         revision,
         changedAt: now,
@@ -227,16 +228,17 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
       changed(agentId);
     },
 
-    /** Pauses, by a caller (`manual`) or by the agent's budget until `resumeAt` (its resume is planned here). */
-    pause(s: ScheduleState, revision: number, reason: PauseReason = 'manual', resumeAt: number | null = null): void {
+    /** Pauses, by a caller (`manual`, until `resumeAt` if given) or by the agent's budget until `resumeAt` (its resume is planned here). */
+    pause(s: ScheduleState, revision: number, reason: PauseReason = 'manual', resumeAt: number | null = null, note: string | null = null): void {
       s.paused = true;
       s.pauseReason = reason;
       s.resumeAt = resumeAt;
+      s.pauseNote = note;
       s.revision = revision;
       bump(s);
       s.changedAt = s.updatedAt;
       changed(s.agentId);
-      store.write({ op: 'schedule.update', agentId: s.agentId, set: { paused: true, pauseReason: reason, resumeAt, revision, changedAt: s.changedAt, updatedAt: s.updatedAt } });
+      store.write({ op: 'schedule.update', agentId: s.agentId, set: { paused: true, pauseReason: reason, resumeAt, pauseNote: note, revision, changedAt: s.changedAt, updatedAt: s.updatedAt } });
       plan(s);
     },
 
@@ -245,10 +247,11 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
       s.paused = false;
       s.pauseReason = null;
       s.resumeAt = null;
+      s.pauseNote = null;
       s.revision = revision;
       s.changedAt = clock.now();
       changed(s.agentId);
-      store.write({ op: 'schedule.update', agentId: s.agentId, set: { paused: false, pauseReason: null, resumeAt: null, revision, changedAt: s.changedAt } });
+      store.write({ op: 'schedule.update', agentId: s.agentId, set: { paused: false, pauseReason: null, resumeAt: null, pauseNote: null, revision, changedAt: s.changedAt } });
       setNext(s, s.enabled ? nextAfter(s, clock.now()) : null);
     },
 

@@ -137,11 +137,11 @@ export interface SchedulerStore {
   /** The output of the agent's last completed run (by `finishedAt`), or null: a template's `{{lastOutput}}`. */
   lastOutput(agentId: string): Promise<string | null>;
   /**
-   * Ends a budget pause, once in the whole cluster: sets `set` on the schedule only while it is still paused
-   * for its budget under `revision`. true when this call ended it (it then sends the events); false when a
+   * Ends a pause whose end came (a budget's next period, or the `until` it was given), once in the whole cluster:
+   * sets `set` on the schedule only while it is still paused under `revision` (any change bumps it). true when this call ended it (it then sends the events); false when a
    * resume, another instance or a change came first. After every write buffered before the call.
    */
-  endBudgetPause(agentId: string, revision: number, set: Partial<ScheduleRecord>): Promise<boolean>;
+  endTimedPause(agentId: string, revision: number, set: Partial<ScheduleRecord>): Promise<boolean>;
 }
 
 /** What `SchedulerStore.clusterFigures` counts. */

@@ -10,6 +10,9 @@ export const idSchema = z
  * An instant as the API answers it (`Date#toISOString()`, always UTC). `format: date-time` is metadata for the
  * OpenAPI document, so generated clients know it is a time; outputs are not validated at run time.
  */
+/** An instant given by a caller (ISO 8601 with Z or an offset), parsed to epoch milliseconds. */
+export const isoInstant = z.iso.datetime({ offset: true, error: 'expected an ISO 8601 date-time' }).transform((s) => Date.parse(s));
+
 export const isoDate = z.string().meta({ description: 'ISO 8601 timestamp (UTC)', format: 'date-time', examples: ['2026-01-01T09:00:00.000Z'] });
 
 export const PRIORITIES = { LOW: 1, NORMAL: 2, HIGH: 3, CRITICAL: 4 } as const;

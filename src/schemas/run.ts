@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isoDate, RUN_STATUSES, RUN_TRIGGERS } from './common.ts';
+import { isoDate, isoInstant, RUN_STATUSES, RUN_TRIGGERS } from './common.ts';
 
 /** What a run used (CONTRACT §9); `costUsd` null when neither given nor priced by LLM_PRICES. */
 export const runUsage = z.object({
@@ -45,7 +45,6 @@ export type RunOutput = z.output<typeof runOutput>;
 export const runDetail = runOutput.extend({ output: z.string().nullable() }).meta({ id: 'RunDetail' });
 export type RunDetail = z.output<typeof runDetail>;
 
-const isoInstant = z.iso.datetime({ offset: true, error: 'expected an ISO 8601 date-time' }).transform((s) => Date.parse(s));
 export const usageQuery = z.object({ from: isoInstant.optional(), to: isoInstant.optional() });
 
 const usageFigures = { runs: z.number().int(), inputTokens: z.number().int(), outputTokens: z.number().int(), costUsd: z.number() };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { agentStatus, idSchema, isoDate, priorityName } from './common.ts';
+import { agentStatus, idSchema, isoDate, isoInstant, priorityName } from './common.ts';
 
 export const scheduleInput = z.strictObject({
   cronExpression: z
@@ -37,6 +37,10 @@ export const taskDetails = z.object({
   isPaused: z.boolean(),
   /** Why it is paused (`manual`: pause; `budget`: its agent's budget, until the next period); null while not. */
   pauseReason: pauseReason.nullable(),
+  /** The note the pause was given; null without one or while not paused. */
+  pauseNote: z.string().nullable(),
+  /** When the pause ends by itself (a budget's next period, or the `until` it was given); null otherwise. */
+  pausedUntil: isoDate.nullable(),
   jobId: z.string(),
   timezone: z.string(),
   catchUp: z.boolean(),
@@ -52,7 +56,7 @@ export const scheduleInfo = scheduleSummary.extend({
     id: 'writer', name: 'Writer', scheduleExpression: '*/5 * * * *', scheduleEnabled: true, nextRunAt: '2026-01-01T09:05:00.000Z', lastRunAt: '2026-01-01T09:00:00.000Z', status: 'IDLE',
     taskDetails: {
       agentId: 'writer', agentName: 'Writer', priority: 3, nextRunTime: '2026-01-01T09:05:00.000Z', retryCount: 0, lastError: null, backoffUntil: null,
-      isRunning: false, isPaused: false, pauseReason: null, jobId: 'writer', timezone: 'UTC', catchUp: true,
+      isRunning: false, isPaused: false, pauseReason: null, pauseNote: null, pausedUntil: null, jobId: 'writer', timezone: 'UTC', catchUp: true,
     },
   }],
 });
@@ -76,7 +80,13 @@ export const schedulerStats = z.object({
 }).meta({ id: 'SchedulerStats', examples: [{ isRunning: true, scheduledTasksCount: 3, runningAgentsCount: 1, queuedTasksCount: 0, maxConcurrentAgents: 5, pausedJobsCount: 1 }] });
 export type SchedulerStats = z.output<typeof schedulerStats>;
 
-export const pausedJob = z.object({ agentId: z.string(), jobId: z.string(), pauseReason }).meta({ id: 'PausedJob' });
+export const pausedJob = z.object({ agentId: z.string(), jobId: z.string(), pauseReason, pauseNote: z.string().nullable(), pausedUntil: isoDate.nullable() }).meta({ id: 'PausedJob' });
+/** A pause's body (all optional): a note shown with the paused job, and when it resumes by itself. */
+export const pauseInput = z.strictObject({
+  note: z.string({ error: 'expected a string' }).max(500, { error: 'expected at most 500 characters' }).optional(),
+  until: isoInstant.optional().meta({ description: 'Resumes by itself then (agent:resumed); a time in the future' }),
+});
+export type PauseInput = z.output<typeof pauseInput>;
 
 /** What setting a schedule answers: the priority by name, as it was given. */
 export const scheduleSetResult = scheduleSummary.extend({ jobId: z.string(), priority: priorityName, timezone: z.string() }).meta({

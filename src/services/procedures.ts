@@ -3,7 +3,7 @@ import { agentCreateInput, agentDeleted, agentOutput, agentUpdateInput } from '.
 import { agentIdParam, idSchema, jobParams, runIdParam } from '../schemas/common.ts';
 import { instanceOutput } from '../schemas/instance.ts';
 import { cancelResult, idempotencyKey, runAccepted, runDetail, runOutput, runsQuery, usageQuery, usageReport } from '../schemas/run.ts';
-import { pausedJob, pauseResult, previewFire, previewQuery, resumeResult, scheduleInfo, scheduleInput, scheduleSetResult, schedulerStats, unscheduled } from '../schemas/schedule.ts';
+import { pausedJob, pauseInput, pauseResult, previewFire, previewQuery, resumeResult, scheduleInfo, scheduleInput, scheduleSetResult, schedulerStats, unscheduled } from '../schemas/schedule.ts';
 import { lastEventId } from '../schemas/events.ts';
 import type { Access, Principal } from './auth.ts';
 import type { StreamEvent } from './events.ts';
@@ -122,8 +122,8 @@ export const procedures = {
     call: ({ principal, services }, { agentId }) => services.schedule.remove(principal, agentId),
   }),
   'schedule.pause': mutation({
-    summary: 'Pause a scheduled job', input: jobParams, output: pauseResult,
-    call: ({ principal, services }, { agentId, jobId }) => services.schedule.pause(principal, agentId, jobId),
+    summary: 'Pause a scheduled job, with an optional note and a time it resumes by itself', input: z.strictObject({ ...jobParams.shape, ...pauseInput.shape }), output: pauseResult,
+    call: ({ principal, services }, { agentId, jobId, ...how }) => services.schedule.pause(principal, agentId, jobId, how),
   }),
   'schedule.resume': mutation({
     summary: 'Resume a paused job', input: jobParams, output: resumeResult,

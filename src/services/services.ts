@@ -9,7 +9,7 @@ import type { Scheduler } from '../core/scheduler.ts';
 import type { AgentRecord, RunRecord, Store } from '../core/store.ts';
 import type { AgentCreateInput, AgentUpdateInput } from '../schemas/agent.ts';
 import { PRIORITIES } from '../schemas/common.ts';
-import type { PreviewQuery, ScheduleInput } from '../schemas/schedule.ts';
+import type { PauseInput, PreviewQuery, ScheduleInput } from '../schemas/schedule.ts';
 import type { Principal } from './auth.ts';
 import { createEventsService } from './events.ts';
 import { createIdempotentRuns } from './idempotency.ts';
@@ -218,9 +218,9 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
         await scheduler.removeSchedule(agentId, await openRuns(agentId));
         return unscheduledView(agentId);
       },
-      async pause(p: Principal, agentId: string, jobId: string) {
+      async pause(p: Principal, agentId: string, jobId: string, how: PauseInput = {}) {
         await owned(p, agentId);
-        await scheduler.pause(agentId, jobId, await openRuns(agentId));
+        await scheduler.pause(agentId, jobId, await openRuns(agentId), how);
         return pausedView(agentId, jobId);
       },
       async resume(p: Principal, agentId: string, jobId: string) {

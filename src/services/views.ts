@@ -60,6 +60,8 @@ export function scheduleView(a: AgentRecord, s: Readonly<ScheduleRecord> | undef
           isRunning,
           isPaused: s.paused,
           pauseReason: s.paused ? (s.pauseReason ?? 'manual') : null,
+          pauseNote: s.paused ? s.pauseNote : null,
+          pausedUntil: s.paused ? iso(s.resumeAt) : null,
           jobId: s.jobId,
           timezone: s.timezone,
           catchUp: s.catchUp,

@@ -262,10 +262,10 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
             .map((r) => setRun(r, { status: 'failed', error, finished_at: now, epoch: (r['epoch'] as number) + 1, lease_until: null })),
         ),
       ),
-    endBudgetPause: (agentId, revision, set) =>
+    endTimedPause: (agentId, revision, set) =>
       chain.serial(async () => {
         const row = scheduleRows.get(agentId);
-        if (!row || row['revision'] !== revision || row['paused'] !== 1 || row['pause_reason'] !== 'budget') return false;
+        if (!row || row['revision'] !== revision || row['paused'] !== 1) return false;
         transaction(() => put(scheduleRows, agentId, checked(schedules, { ...row, ...setColumns(schedules, set) })));
         return true;
       }),

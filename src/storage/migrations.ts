@@ -184,6 +184,12 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0009_pause_notes': {
+    // A pause may carry a note and an end (`{ note, until }`, CONTRACT §11); the end is resume_at, as a budget pause's.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('schedules').addColumn('pause_note', 'varchar(500)').execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -115,7 +115,7 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
         }),
       ),
     // On the chain, after every buffered write: the condition sees the pause as this instance wrote it.
-    endBudgetPause: (agentId, revision, set) =>
+    endTimedPause: (agentId, revision, set) =>
       chain.serial(async () => {
         const result = await db
           .updateTable('schedules')
@@ -123,7 +123,6 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
           .where('agent_id', '=', agentId)
           .where('revision', '=', revision)
           .where('paused', '=', 1)
-          .where('pause_reason', '=', 'budget')
           .executeTakeFirst();
         return Number(result.numUpdatedRows) === 1;
       }),

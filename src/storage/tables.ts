@@ -107,6 +107,7 @@ export const schedules = table<ScheduleRecord>()('schedules', 'agentId', {
   nextRunAt: col('next_run_at', 'bigint', numOrNull),
   pauseReason: col('pause_reason', 'text', textOrNull as Codec<PauseReason | null, string | null>),
   resumeAt: col('resume_at', 'bigint', numOrNull),
+  pauseNote: col('pause_note', 'text', textOrNull),
   revision: col('revision', 'integer', num),
   changedAt: col('changed_at', 'bigint', num),
   createdAt: col('created_at', 'bigint', num),

@@ -48,7 +48,7 @@ describe('budgets', () => {
     expect(p.id).toBeGreaterThan(e.id);
     const s = h.scheduler.schedule('a')!;
     expect([s.paused, s.pauseReason, s.resumeAt]).toEqual([true, 'budget', at('2026-01-02T00:00:00Z')]);
-    expect(h.scheduler.pausedJobs()).toEqual([{ agentId: 'a', jobId: 'a', pauseReason: 'budget' }]);
+    expect(h.scheduler.pausedJobs()).toEqual([{ agentId: 'a', jobId: 'a', pauseReason: 'budget', pauseNote: null, pausedUntil: new Date(s.resumeAt!).toISOString() }]);
     expect((await h.repo.getSchedule('a'))!.pauseReason).toBe('budget');
     expect((await h.repo.getAgent('a'))!.status).toBe('PAUSED');
     expect(await refusal(h.scheduler.runNow(agent))).toBe('CONFLICT: Agent a is over its budget until 2026-01-02T00:00:00.000Z');

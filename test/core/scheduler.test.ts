@@ -247,7 +247,7 @@ describe('scheduler', () => {
       await h.scheduler.pause('a', 'a');
       await h.scheduler.pause('a', 'a'); // pausing twice is harmless
       expect(h.scheduler.stats()).toMatchObject({ pausedJobsCount: 1, scheduledTasksCount: 1 });
-      expect(h.scheduler.pausedJobs()).toEqual([{ agentId: 'a', jobId: 'a', pauseReason: 'manual' }]);
+      expect(h.scheduler.pausedJobs()).toEqual([{ agentId: 'a', jobId: 'a', pauseReason: 'manual', pauseNote: null, pausedUntil: null }]);
       await h.repo.flush();
       expect((await h.repo.getAgent('a'))!.status).toBe('PAUSED');
       h.clock.advance(5 * 3_600_000 + 30 * 60_000); // 05:30, five fires missed while paused
