@@ -45,6 +45,8 @@ export interface ScheduleRecord {
   enabled: boolean;
   paused: boolean;
   catchUp: boolean;
+  /** Each fire starts up to this long after its slot, by a delay fixed per (job, slot) (core/jitter.ts); 0: on the slot. */
+  jitterMs: number;
   nextRunAt: number | null;
   /** Why it is paused; null while it is not. */
   pauseReason: PauseReason | null;

@@ -137,8 +137,11 @@ export function createScheduler(options: SchedulerOptions) {
 
   const due: DueHandlers = {
     fire(agentId, version, at) {
+      // The slot is the next fire the schedule was planned with: a jittered fire comes due after it (core/jitter.ts),
+      // and its run still carries the slot as `scheduledAt` (and as its dedupe key, the same on every instance).
+      const slot = schedules.get(agentId)?.nextRunAt ?? at;
       const s = schedules.fired(agentId, version, at);
-      if (s) runs.offer(s, 'schedule', at);
+      if (s) runs.offer(s, 'schedule', slot);
     },
     retry: runs.retryDue,
     resume(agentId, version) {

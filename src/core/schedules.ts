@@ -1,5 +1,6 @@
 import type { Clock } from './clock.ts';
 import { nextOccurrence } from './cron.ts';
+import { jitterOf } from './jitter.ts';
 import type { Fence, PauseReason, ScheduleRecord, SchedulerStore } from './store.ts';
 import type { Timeline } from './timeline.ts';
 
@@ -11,6 +12,8 @@ export interface ScheduleSpec {
   priority: number;
   enabled: boolean;
   catchUp: boolean;
+  /** @default 0 */
+  jitterMs?: number;
 }
 
 /**
@@ -67,7 +70,7 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
   function plan(s: ScheduleState): void {
     if (s.paused) {
       if (s.resumeAt !== null) timeline.resumeAt(s.agentId, s.version, s.resumeAt);
-    } else if (s.nextRunAt !== null && s.enabled) timeline.fireAt(s.agentId, s.version, s.nextRunAt);
+    } else if (s.nextRunAt !== null && s.enabled) timeline.fireAt(s.agentId, s.version, s.nextRunAt + jitterOf(s.jobId, s.nextRunAt, s.jitterMs));
   }
 
   function setNext(s: ScheduleState, next: number | null): void {
@@ -164,6 +167,7 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
       const s: ScheduleState = {
         agentId,
         ...spec,
+        jitterMs: spec.jitterMs ?? 0,
         expression: intern(spec.expression),
         timezone: intern(spec.timezone),
         paused: false,

@@ -12,6 +12,8 @@ export const scheduleInput = z.strictObject({
   jobId: idSchema.optional(),
   timezone: z.string().min(1).max(100).meta({ description: 'An IANA time zone', examples: ['Europe/Berlin'] }).default('UTC'),
   catchUp: z.boolean({ error: 'expected a boolean' }).default(true),
+  jitterMs: z.number({ error: 'expected a whole number of milliseconds from 0 to 3600000' }).int({ error: 'expected a whole number of milliseconds from 0 to 3600000' }).min(0, { error: 'expected a whole number of milliseconds from 0 to 3600000' }).max(3_600_000, { error: 'expected a whole number of milliseconds from 0 to 3600000' }).default(0)
+    .meta({ description: 'Each fire starts up to this long after its slot, by a delay fixed per slot (the same on every instance); scheduledAt stays the slot' }),
 });
 export type ScheduleInput = z.output<typeof scheduleInput>;
 
@@ -44,6 +46,7 @@ export const taskDetails = z.object({
   jobId: z.string(),
   timezone: z.string(),
   catchUp: z.boolean(),
+  jitterMs: z.number().int(),
 }).meta({ id: 'TaskDetails' });
 
 export const scheduleInfo = scheduleSummary.extend({
@@ -56,7 +59,7 @@ export const scheduleInfo = scheduleSummary.extend({
     id: 'writer', name: 'Writer', scheduleExpression: '*/5 * * * *', scheduleEnabled: true, nextRunAt: '2026-01-01T09:05:00.000Z', lastRunAt: '2026-01-01T09:00:00.000Z', status: 'IDLE',
     taskDetails: {
       agentId: 'writer', agentName: 'Writer', priority: 3, nextRunTime: '2026-01-01T09:05:00.000Z', retryCount: 0, lastError: null, backoffUntil: null,
-      isRunning: false, isPaused: false, pauseReason: null, pauseNote: null, pausedUntil: null, jobId: 'writer', timezone: 'UTC', catchUp: true,
+      isRunning: false, isPaused: false, pauseReason: null, pauseNote: null, pausedUntil: null, jobId: 'writer', timezone: 'UTC', catchUp: true, jitterMs: 0,
     },
   }],
 });

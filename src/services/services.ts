@@ -206,6 +206,7 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
           priority: PRIORITIES[input.priority],
           enabled: input.enabled,
           catchUp: input.catchUp,
+          jitterMs: input.jitterMs,
         });
         return { created: !existed, schedule: scheduleSetView(agent, s, input.priority) };
       },

@@ -65,6 +65,7 @@ export function scheduleView(a: AgentRecord, s: Readonly<ScheduleRecord> | undef
           jobId: s.jobId,
           timezone: s.timezone,
           catchUp: s.catchUp,
+          jitterMs: s.jitterMs,
         }
       : null,
   };

@@ -190,6 +190,12 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('schedules').addColumn('pause_note', 'varchar(500)').execute();
     },
   },
+  '0010_schedule_jitter': {
+    // Each fire may start up to jitter_ms after its slot, by a delay every instance computes alike (core/jitter.ts).
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('schedules').addColumn('jitter_ms', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
