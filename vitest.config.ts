@@ -33,6 +33,8 @@ const NOT_ON_POSTGRES = [
   'test/client-types.test.ts',
   // Builds and packs the client package and type-checks a consumer: no database in it.
   'test/client-package.test.ts',
+  // Token verification against a loopback identity provider: the database changes nothing it tests.
+  'test/idp.test.ts',
   'test/storage.test.ts',
   'test/claims.test.ts',
   'test/signals.test.ts',

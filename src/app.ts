@@ -16,6 +16,7 @@ import { listeningPort } from './transport/guarded-fetch.ts';
 import { createAuth } from './services/auth.ts';
 import { createHealth } from './services/health.ts';
 import { createServices } from './services/services.ts';
+import { createTracingObserver } from './services/tracing.ts';
 import { migrate } from './storage/migrations.ts';
 import { createRepository } from './storage/repository.ts';
 import type { Database } from './storage/schema.ts';
@@ -23,6 +24,7 @@ import { createHttpServer } from './transport/http.ts';
 import { createRestHandler } from './transport/rest/handler.ts';
 import { attachSocketIo } from './transport/socketio.ts';
 import { createTrpcTransport } from './transport/trpc/adapter.ts';
+import { createMetrics } from './transport/metrics.ts';
 
 /**
  * The composition root: builds everything from a config and a database dialect, and disposes
@@ -84,7 +86,7 @@ export class PortInUseError extends Error {
 export async function createApp(options: AppOptions) {
   const { config } = options;
   const logger = options.logger ?? silentLogger;
-  const auth = createAuth({ secret: options.jwtSecret, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, maxTtlS: config.JWT_MAX_TTL });
+  const auth = createAuth({ secret: options.jwtSecret, explicitSecret: config.JWT_SECRET !== undefined, jwksUrl: config.JWT_JWKS_URL, publicKey: config.JWT_PUBLIC_KEY, roleClaim: config.JWT_ROLE_CLAIM, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, maxTtlS: config.JWT_MAX_TTL, logger });
   const clock = options.clock ?? systemClock;
   const env = options.env ?? {};
   const db = new Kysely<Database>({ dialect: options.dialect });
@@ -128,7 +130,16 @@ export async function createApp(options: AppOptions) {
   });
 
   // Metrics, logs and traces hear of this instance's runs here (core/observer.ts); an embedder's observers after them.
+  // Gauges and subscriber counts are read at scrape time, once the scheduler and the transports below exist.
+  const metrics = createMetrics({
+    stats: () => scheduler.stats(),
+    subscribers: () => ({ socketio: socketio.io.of('/').sockets.size, trpc: trpc.clients().size }),
+    token: config.METRICS_TOKEN,
+    logger,
+  });
   const observers: RunObserver[] = [
+    metrics.observer,
+    createTracingObserver(),
     ...(options.observers ?? []),
   ];
   const scheduler = createScheduler({
@@ -182,7 +193,7 @@ export async function createApp(options: AppOptions) {
     rest: afterStart(createRestHandler({ services, auth, logger })),
     logger,
     config,
-    mounts: [{ prefix: '/trpc', handle: afterStart(trpc.handle) }],
+    mounts: [{ prefix: '/trpc', handle: afterStart(trpc.handle) }, { prefix: '/metrics', handle: metrics.handle }],
     upgrades: [{
       prefix: '/trpc',
       handle: (req, socket, head) => void upgradeTrpc(req, socket, head).catch((err: unknown) => {
@@ -259,6 +270,8 @@ export async function createApp(options: AppOptions) {
     server: http.server,
     io: socketio.io,
     trpcSockets: trpc.clients,
+    /** This app's prom-client Registry (`/metrics`): an embedder may register its own metrics on it. */
+    metrics: metrics.registry,
     instance,
     signals,
     start,

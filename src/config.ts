@@ -4,6 +4,7 @@ import { MAX_ANSWER_BYTES } from './core/limits.ts';
 import { HTTP_DEFAULTS as H } from './core/limits.ts';
 import { MANUAL_RUNS_PER_MINUTE, MAX_AGENTS_PER_OWNER } from './core/limits.ts';
 import { JWT_MAX_TTL_S, MAX_SUBSCRIPTIONS_PER_SOCKET, SOCKET_AUTH_GRACE_MS, TRPC_MAX_BATCH } from './core/limits.ts';
+import { parsePublicKeyPem } from './services/keys.ts';
 
 /**
  * The server's configuration, one environment variable a field (the README's "Configuration" table).
@@ -78,6 +79,28 @@ const databaseUrl = z
     error: 'expected file:PATH, :memory: or postgres://…',
   });
 
+/** JWT_JWKS_URL: http or https only (jose fetches it; a file: or data: URL is a mistake, not a key source). */
+const jwksUrl = z
+  .string()
+  .trim()
+  .refine((s) => {
+    try {
+      return /^https?:$/.test(new URL(s).protocol);
+    } catch {
+      return false;
+    }
+  }, { error: 'expected an http(s) URL such as https://idp.example.com/.well-known/jwks.json' });
+
+/** JWT_PUBLIC_KEY: read here (type and DER shape) so a bad key stops the start, not every later request. */
+const publicKeyPem = z.string().transform((s, ctx) => {
+  try {
+    return parsePublicKeyPem(s).pem;
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
 const envSchema = z.object({
   PORT: intFrom(0, 65535).default(5000),
   HOST: z.string().trim().min(1, { error: 'expected a host name or address' }).default('127.0.0.1'),
@@ -86,8 +109,16 @@ const envSchema = z.object({
     .string()
     .refine((s) => new TextEncoder().encode(s).length >= MIN_SECRET_BYTES, { error: `expected at least ${MIN_SECRET_BYTES} bytes` })
     .optional(),
+  /** When set, `GET /metrics` answers only `Authorization: Bearer <METRICS_TOKEN>` (an API token does not count). */
+  METRICS_TOKEN: z.string().regex(/^\S{16,}$/, { error: 'expected at least 16 characters, without spaces' }).optional(),
   JWT_ISSUER: z.string().min(1).optional(),
   JWT_AUDIENCE: z.string().min(1).optional(),
+  /** An identity provider's JWKS endpoint: RS256, ES256 and EdDSA tokens verify with its keys (CONTRACT §10). */
+  JWT_JWKS_URL: jwksUrl.optional(),
+  /** One PEM SPKI public key (RSA, EC P-256 or Ed25519; literal \n allowed): tokens of its algorithm verify with it. */
+  JWT_PUBLIC_KEY: publicKeyPem.optional(),
+  /** The claim whose value "admin" (or an array holding it) makes a token admin's; a dotted path reaches into objects. */
+  JWT_ROLE_CLAIM: z.string().trim().regex(/^\S+$/, { error: 'expected a claim name such as role or realm_access.roles' }).default('role'),
   /** Longest token lifetime in seconds: a token whose exp is further than this from its iat (or now) is 401. */
   JWT_MAX_TTL: intFrom(1).default(JWT_MAX_TTL_S),
   /** Time a Socket.IO / tRPC WebSocket has to authenticate before it is closed. */
@@ -150,7 +181,9 @@ function shown(value: unknown, secret: boolean): string {
   return JSON.stringify(value);
 }
 
-const SECRET_VARIABLES = new Set(['JWT_SECRET', 'WEBHOOK_SIGNING_SECRET']);
+const SECRET_VARIABLES = new Set(['JWT_SECRET', 'WEBHOOK_SIGNING_SECRET', 'METRICS_TOKEN']);
+// A PEM pasted into JWT_PUBLIC_KEY may be a private key by mistake: its text is never echoed either.
+SECRET_VARIABLES.add('JWT_PUBLIC_KEY');
 
 export function loadConfig(env: Record<string, string | undefined>): Config {
   // An empty variable counts as unset: `PORT= npm start` should not be an error.
@@ -177,6 +210,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(
       `Invalid environment variable INSTANCE_LEASE_MS: expected more than INSTANCE_HEARTBEAT_MS (${cfg.INSTANCE_HEARTBEAT_MS}), got ${cfg.INSTANCE_LEASE_MS}`,
     );
+  }
+  if (cfg.JWT_JWKS_URL !== undefined && cfg.JWT_PUBLIC_KEY !== undefined) {
+    throw new ConfigError('Invalid environment variable JWT_PUBLIC_KEY: expected JWT_JWKS_URL or JWT_PUBLIC_KEY, not both');
   }
   if (cfg.HTTP_REQUEST_TIMEOUT_MS < cfg.HTTP_HEADERS_TIMEOUT_MS) {
     throw new ConfigError(

@@ -205,3 +205,14 @@ export const REMOTE_ERROR_MAX_CHARS = 1000;
 export const MAX_CONFIG_HEADERS = 50;
 /** Longest value of one of those headers, in characters (a long bearer token or cookie fits). @default 8192 */
 export const MAX_CONFIG_HEADER_CHARS = 8192;
+
+// ---------- metrics ----------
+
+/**
+ * Distinct model names `/metrics` labels its llm series with; usage of any further model is counted under
+ * `model="other"`. Model names come from agents' configs and handlers, so without a bound a caller could grow
+ * the scrape (and Prometheus's series) without end; fifty is more models than one deployment uses. @default 50
+ */
+export const MAX_METRIC_MODELS = 50;
+/** Longest model name kept as a label value; a longer one is cut to this many characters. @default 128 */
+export const MAX_METRIC_MODEL_CHARS = 128;

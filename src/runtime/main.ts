@@ -2,6 +2,7 @@ import type { Dialect } from 'kysely';
 import { createApp, PortInUseError } from '../app.ts';
 import { ConfigError, isPostgresUrl, loadConfig } from '../config.ts';
 import { SHUTDOWN_GRACE_MS } from '../core/limits.ts';
+import { acceptsOwnTokens } from '../services/auth.ts';
 import { DatabaseInUseError } from '../storage/dialects/sqlite-lock.ts';
 import { createConsoleLogger } from './logger.ts';
 import { loadSecrets } from './secrets.ts';
@@ -57,8 +58,14 @@ export async function main(ports: RuntimePorts): Promise<void> {
   // The process's own pid, so a walkthrough can `kill -9` this server and not every one on the machine (README, "See it work").
   logger.info('agent scheduler listening', { url: base, database: isPostgresUrl(config.DATABASE_URL) ? 'postgres' : config.DATABASE_URL, pid: ports.pid });
   // The admin token is printed once, on the start that generated the secret: later starts (whose logs may be kept
-  // or shared) say how to get one instead (`npm run -s token`, signed with the same secret).
-  if (secrets.created) {
+  // or shared) say how to get one instead (`npm run -s token`, signed with the same secret). Beside an identity
+  // provider without JWT_SECRET the generated secret admits no token, so there is none to print.
+  if (!acceptsOwnTokens(config)) {
+    logger.info('no admin token printed: an identity provider is configured and JWT_SECRET is not, so only its tokens are accepted', {
+      identityProvider: config.JWT_JWKS_URL !== undefined ? 'JWT_JWKS_URL' : 'JWT_PUBLIC_KEY',
+      adminClaim: `${config.JWT_ROLE_CLAIM} = "admin"`,
+    });
+  } else if (secrets.created) {
     const token = await app.auth.sign({ sub: 'admin', role: 'admin' }, '30d');
     ports.print('');
     ports.print('No JWT_SECRET was set: generated one in the data folder (mode 0600).');

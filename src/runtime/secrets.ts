@@ -27,7 +27,9 @@ export interface Secrets {
 /**
  * JWT_SECRET when set; otherwise a 48-byte random secret generated on first start and kept in
  * `<data>/jwt-secret` with mode 0600. The webhook key, when not set, is derived from it with HMAC,
- * so the two are never the same bytes.
+ * so the two are never the same bytes. Beside an identity provider (JWT_JWKS_URL, JWT_PUBLIC_KEY) the
+ * secret is still generated, for that derivation and a stable webhook key, but admits no token unless it
+ * is JWT_SECRET (`acceptsOwnTokens` in services/auth.ts).
  */
 export function loadSecrets(config: Config): Secrets {
   let jwtSecret = config.JWT_SECRET;
