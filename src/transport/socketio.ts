@@ -116,7 +116,11 @@ export function attachSocketIo(httpServer: HttpServer, { auth, services, logger,
     async close() {
       off();
       io.disconnectSockets(true);
-      await new Promise<void>((r) => io.close(() => r())).catch((err: unknown) => logger.warn('socket.io close', { error: String(err) }));
+      // Not io.close(): it also closes the HTTP server and waits for every connection on it, a tRPC WebSocket
+      // whose client reconnects at once included, so a shutdown hung while any typed client was connected.
+      // http.ts closes the server itself, with its grace period and then a cut.
+      io.engine.close();
+      await Promise.resolve(io.of('/').adapter.close()).catch((err: unknown) => logger.warn('socket.io close', { error: String(err) }));
     },
   };
 }
