@@ -16,6 +16,7 @@ import { listeningPort } from './transport/guarded-fetch.ts';
 import { createAuth } from './services/auth.ts';
 import { createHealth } from './services/health.ts';
 import { createServices } from './services/services.ts';
+import { createRunLogObserver } from './services/run-logs.ts';
 import { createTracingObserver } from './services/tracing.ts';
 import { migrate } from './storage/migrations.ts';
 import { createRepository } from './storage/repository.ts';
@@ -140,6 +141,7 @@ export async function createApp(options: AppOptions) {
   const observers: RunObserver[] = [
     metrics.observer,
     createTracingObserver(),
+    createRunLogObserver(logger),
     ...(options.observers ?? []),
   ];
   const scheduler = createScheduler({
@@ -185,9 +187,9 @@ export async function createApp(options: AppOptions) {
   const health = createHealth({ store: repo, clock, ...(shared && { signalsConnected: () => signals.connected }) });
   const services = createServices({
     store: repo, scheduler, handlers, instances: instance, now: () => clock.now(), health,
-    limits: { maxAgentsPerOwner: config.MAX_AGENTS_PER_OWNER, manualRunsPerMinute: config.MANUAL_RUNS_PER_MINUTE, agentTimeoutMs: config.AGENT_TIMEOUT_MS },
+    limits: { maxAgentsPerOwner: config.MAX_AGENTS_PER_OWNER, manualRunsPerMinute: config.MANUAL_RUNS_PER_MINUTE, agentTimeoutMs: config.AGENT_TIMEOUT_MS, leaseMs: config.INSTANCE_LEASE_MS },
   });
-  const trpc = createTrpcTransport({ auth, services, maxBatch: config.TRPC_MAX_BATCH, logger });
+  const trpc = createTrpcTransport({ auth, services, maxBatch: config.TRPC_MAX_BATCH, logger, clock, authGraceMs: config.SOCKET_AUTH_GRACE_MS, maxSubscriptions: config.MAX_SUBSCRIPTIONS_PER_SOCKET });
   const upgradeTrpc = afterStart(trpc.upgrade);
   const http = createHttpServer({
     rest: afterStart(createRestHandler({ services, auth, logger })),
@@ -203,7 +205,7 @@ export async function createApp(options: AppOptions) {
     }],
     foreignUpgrades: ['/socket.io'],
   });
-  const socketio = attachSocketIo(http.server, { auth, services, logger, authGraceMs: config.SOCKET_AUTH_GRACE_MS, maxSubscriptions: config.MAX_SUBSCRIPTIONS_PER_SOCKET });
+  const socketio = attachSocketIo(http.server, { auth, services, logger, authGraceMs: config.SOCKET_AUTH_GRACE_MS, maxSubscriptions: config.MAX_SUBSCRIPTIONS_PER_SOCKET, clock });
 
   let started: Promise<void> | undefined;
   /**

@@ -127,6 +127,10 @@ const envSchema = z.object({
   MAX_SUBSCRIPTIONS_PER_SOCKET: intFrom(1).default(MAX_SUBSCRIPTIONS_PER_SOCKET),
   /** Calls in one tRPC batch (HTTP or one WebSocket message); more is a 400. */
   TRPC_MAX_BATCH: intFrom(1).default(TRPC_MAX_BATCH),
+  /** `json` (one object per line) or `pretty` (readable lines); unset, the runtime picks `pretty` on a terminal and `json` otherwise. */
+  LOG_FORMAT: z.enum(['json', 'pretty'], { error: 'expected json or pretty' }).optional(),
+  /** The least severe level logged: debug adds a line per request. */
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error'], { error: 'expected debug, info, warn or error' }).default('info'),
   MAX_CONCURRENT_AGENTS: intFrom(1, MAX_CONCURRENCY).default(D.MAX_CONCURRENT_AGENTS),
   MAX_RETRIES: intFrom(0, 100).default(D.MAX_RETRIES),
   RETRY_BASE_DELAY_MS: intFrom(1).default(D.RETRY_BASE_DELAY_MS),

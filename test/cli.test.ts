@@ -122,6 +122,38 @@ describe('agent-scheduler CLI', () => {
     expect(gone.stderr).toMatch(/404.*cli-writer/);
   });
 
+  it('previews a schedule, reads its ledger, pauses with a note and an end, runs with an idempotency key, sets jitter', async () => {
+    await server.call('POST', '/api/agents', { body: { id: 'cli-more', name: 'More', handler: 'demo', config: { steps: 1, stepMs: 1 } } });
+    const preview = await cli(['schedule', 'preview', 'cli-more', '--cron', '30 2 * * *', '--timezone', 'America/New_York', '--count', '3', '--json'], env);
+    expect(preview.code, preview.stderr).toBe(0);
+    const fires = JSON.parse(preview.stdout) as { at: string; local: string }[];
+    expect(fires).toHaveLength(3);
+    expect(fires[0]!.local).toMatch(/T0[23]:[03]0:00-0[45]:00$/);
+    expect((await cli(['schedule', 'preview', 'cli-more', '--cron', '0 9 * * *', '--count', '1'], env)).stdout.split('\n')[0]).toMatch(/^AT \(UTC\)\s+LOCAL\s+NOTE/);
+    expect((await cli(['schedule', 'preview', 'cli-more', '--count', '0'], env)).code).toBe(2);
+
+    const set = await cli(['schedule', 'set', 'cli-more', '0 * * * *', '--jitter-ms', '60000', '--json'], env);
+    expect(set.code, set.stderr).toBe(0);
+    expect(JSON.parse((await cli(['schedule', 'get', 'cli-more', '--json'], env)).stdout)).toMatchObject({ taskDetails: { jitterMs: 60_000 } });
+
+    const until = new Date(Date.now() + 3_600_000).toISOString();
+    const paused = await cli(['schedule', 'pause', 'cli-more', '--note', 'maintenance', '--until', until], env);
+    expect(paused.code, paused.stderr).toBe(0);
+    expect(JSON.parse((await cli(['schedule', 'get', 'cli-more', '--json'], env)).stdout)).toMatchObject({ taskDetails: { isPaused: true, pauseNote: 'maintenance', pausedUntil: until } });
+    await cli(['schedule', 'resume', 'cli-more'], env);
+
+    const first = JSON.parse((await cli(['run', 'cli-more', '--idempotency-key', 'k1', '--json'], env)).stdout) as { runId: string };
+    const again = JSON.parse((await cli(['run', 'cli-more', '--idempotency-key', 'k1', '--json'], env)).stdout) as { runId: string };
+    expect(again.runId).toBe(first.runId);
+
+    const from = new Date(Date.now() - 3 * 3_600_000).toISOString();
+    const ledger = await cli(['ledger', 'cli-more', '--from', from, '--to', new Date(Date.now() + 2 * 3_600_000).toISOString(), '--json'], env);
+    expect(ledger.code, ledger.stderr).toBe(0);
+    // The schedule was set just now: only its coming slots are its own, and they are pending.
+    expect((JSON.parse(ledger.stdout) as { outcome: string }[]).map((e) => e.outcome)).toEqual(['pending', 'pending']);
+    expect((await cli(['ledger', 'cli-more', '--from', from], env)).code).toBe(2);
+  });
+
   it('sets, shows, pauses, resumes and removes a schedule', async () => {
     await server.call('POST', '/api/agents', { body: { id: 'cli-sched', name: 'Sched', handler: 'demo' } });
     const set = await cli(['schedule', 'set', 'cli-sched', '0 9 * * *', '--priority', 'HIGH', '--timezone', 'Europe/Berlin', '--job-id', 'morning', '--json'], env);

@@ -17,8 +17,10 @@ describe('Deno', () => {
       const url = await new Promise<string>((resolve, reject) => {
         child.on('exit', () => reject(new Error(`deno exited before listening: ${stderr}`)));
         createInterface({ input: child.stdout }).on('line', (line) => {
-          const m = /"message":"agent scheduler listening","url":"([^"]+)"/.exec(line);
-          if (m) resolve(m[1]!);
+          // The start's JSON log line (stdout is not a terminal here).
+          if (!line.startsWith('{')) return;
+          const entry = JSON.parse(line) as { message?: string; url?: string };
+          if (entry.message === 'agent scheduler listening' && entry.url) resolve(entry.url);
         });
       });
       expect(await (await fetch(`${url}/healthz`)).json()).toEqual({ ok: true });

@@ -34,7 +34,7 @@ function jsonObject(v: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-function isoInstant(name: string) {
+export function isoInstant(name: string) {
   return (v: string) => {
     const t = Date.parse(v);
     if (Number.isNaN(t)) throw new InvalidArgumentError(`${name}: expected an ISO date or time such as 2026-01-01 or 2026-01-01T09:00:00Z, got "${v}"`);
@@ -108,10 +108,11 @@ export function registerApiCommands(program: Command, sessionOf: SessionOf): voi
     .addOption(new Option('--priority <priority>', 'the queue priority').choices(PRIORITIES).default('NORMAL'))
     .option('--timezone <tz>', 'an IANA time zone the expression is read in', 'UTC')
     .option('--job-id <jobId>', 'the job id (default: the agent id)')
-    .addHelpText('after', examples("agent-scheduler schedule set writer '*/5 * * * *'", "agent-scheduler schedule set writer '0 9 * * *' --priority HIGH --timezone America/New_York"))
-    .action(async (agentId: string, cron: string, o: { priority: string; timezone: string; jobId?: string }, cmd: Command) => {
+    .option('--jitter-ms <ms>', 'start each fire up to this long after its slot (0-3600000), the same delay on every instance', intIn('--jitter-ms', 0, 3_600_000))
+    .addHelpText('after', examples("agent-scheduler schedule set writer '*/5 * * * *'", "agent-scheduler schedule set writer '0 9 * * *' --priority HIGH --timezone America/New_York", "agent-scheduler schedule set writer '0 * * * *' --jitter-ms 300000"))
+    .action(async (agentId: string, cron: string, o: { priority: string; timezone: string; jobId?: string; jitterMs?: number }, cmd: Command) => {
       const { rest, print } = sessionOf(cmd);
-      const body = { cronExpression: cron, priority: o.priority, timezone: o.timezone, ...(o.jobId && { jobId: o.jobId }) };
+      const body = { cronExpression: cron, priority: o.priority, timezone: o.timezone, ...(o.jobId && { jobId: o.jobId }), ...(o.jitterMs !== undefined && { jitterMs: o.jitterMs }) };
       const { data, message } = await rest<{ id: string; jobId: string; nextRunAt: string | null }>({ method: 'POST', path: `/api/agents/${seg(agentId)}/schedule`, body });
       print.result(data, (d) => `${message ?? 'Scheduled'}: ${d.id} (job ${d.jobId}), next run ${d.nextRunAt ?? '-'}`);
     });
@@ -139,17 +140,24 @@ export function registerApiCommands(program: Command, sessionOf: SessionOf): voi
     });
 
   for (const action of ['pause', 'resume'] as const) {
-    schedule
+    const command = schedule
       .command(action)
-      .description(action === 'pause' ? 'pause a scheduled job: it stops firing until resumed' : 'resume a paused job')
+      .description(action === 'pause' ? 'pause a scheduled job: it stops firing until resumed (or until --until)' : 'resume a paused job')
       .argument('<agentId>', 'the agent id')
-      .option('--job-id <jobId>', "the job id (default: the agent's current job)")
-      .addHelpText('after', examples(`agent-scheduler schedule ${action} writer`, `agent-scheduler schedule ${action} writer --job-id nightly`))
-      .action(async (agentId: string, o: { jobId?: string }, cmd: Command) => {
+      .option('--job-id <jobId>', "the job id (default: the agent's current job)");
+    if (action === 'pause') {
+      command
+        .option('--note <text>', 'a note shown with the paused job (at most 500 characters)')
+        .option('--until <iso>', 'resume by itself then (ISO date or time, in the future)', isoInstant('--until'));
+    }
+    command
+      .addHelpText('after', examples(`agent-scheduler schedule ${action} writer`, `agent-scheduler schedule ${action} writer --job-id nightly`, ...(action === 'pause' ? ["agent-scheduler schedule pause writer --note 'provider maintenance' --until 2026-06-01T06:00:00Z"] : [])))
+      .action(async (agentId: string, o: { jobId?: string; note?: string; until?: string }, cmd: Command) => {
         const { rest, print } = sessionOf(cmd);
         // The job id is the agent's unless its schedule was set with another one: ask rather than guess.
         const jobId = o.jobId ?? (await rest<ScheduleInfo>({ method: 'GET', path: `/api/agents/${seg(agentId)}/schedule` })).data.taskDetails?.jobId ?? agentId;
-        const { data, message } = await rest<{ nextRunAt?: string | null }>({ method: 'PATCH', path: `/api/agents/${seg(agentId)}/schedule/${seg(jobId)}/${action}` });
+        const body = o.note !== undefined || o.until !== undefined ? { ...(o.note !== undefined && { note: o.note }), ...(o.until !== undefined && { until: o.until }) } : undefined;
+        const { data, message } = await rest<{ nextRunAt?: string | null }>({ method: 'PATCH', path: `/api/agents/${seg(agentId)}/schedule/${seg(jobId)}/${action}`, ...(body && { body }) });
         print.result(data, (d) => `${message ?? action}${d.nextRunAt ? `; next run ${d.nextRunAt}` : ''}`);
       });
   }
@@ -158,10 +166,11 @@ export function registerApiCommands(program: Command, sessionOf: SessionOf): voi
     .command('run')
     .description('run an agent now (queued at its priority); prints the run id')
     .argument('<agentId>', 'the agent id')
-    .addHelpText('after', examples('agent-scheduler run writer', 'RUN=$(agent-scheduler run writer --json | jq -r .runId)'))
-    .action(async (agentId: string, _o, cmd: Command) => {
+    .option('--idempotency-key <key>', 'the same key answers the same run for 24 h (safe to retry)')
+    .addHelpText('after', examples('agent-scheduler run writer', 'RUN=$(agent-scheduler run writer --json | jq -r .runId)', 'agent-scheduler run writer --idempotency-key report-2026-06-01'))
+    .action(async (agentId: string, o: { idempotencyKey?: string }, cmd: Command) => {
       const { rest, print } = sessionOf(cmd);
-      const { data } = await rest<{ runId: string }>({ method: 'POST', path: `/api/agents/${seg(agentId)}/run` });
+      const { data } = await rest<{ runId: string }>({ method: 'POST', path: `/api/agents/${seg(agentId)}/run`, headers: { 'idempotency-key': o.idempotencyKey } });
       print.result(data, (d) => `Started run ${d.runId} of ${agentId}`);
     });
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerApiCommands } from './commands.ts';
+import { registerScheduleViews } from './schedule-views.ts';
 import { createPrinter, type CliStreams, type Printer } from './output.ts';
 import { CliError, createRest, EXIT, type Rest } from './rest.ts';
 import { registerWatch } from './watch.ts';
@@ -104,6 +105,7 @@ Exit codes: 0 success, 1 the server refused or could not be reached (reason on s
     });
 
   registerApiCommands(program, sessionOf);
+  registerScheduleViews(program, sessionOf);
   registerWatch(program, sessionOf, ctx);
   return program;
 }

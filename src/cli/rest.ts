@@ -41,6 +41,8 @@ export interface RestCall {
   path: string;
   query?: Record<string, string | number | undefined>;
   body?: unknown;
+  /** Extra request headers (an `Idempotency-Key`). */
+  headers?: Record<string, string | undefined>;
 }
 
 /** One path segment, encoded: an id a user types may hold anything. */
@@ -50,12 +52,13 @@ export type Rest = <T = unknown>(call: RestCall) => Promise<RestAnswer<T>>;
 
 export function createRest({ url, token, fetch: fetchImpl = globalThis.fetch }: RestOptions): Rest {
   const base = url.replace(/\/+$/, '');
-  return async <T>({ method, path, query, body }: RestCall): Promise<RestAnswer<T>> => {
+  return async <T>({ method, path, query, body, headers: extra }: RestCall): Promise<RestAnswer<T>> => {
     if (!token) throw usageError('No token: pass --token or set SCHEDULER_TOKEN (e.g. export SCHEDULER_TOKEN=$(agent-scheduler token --sub admin --role admin))');
     const target = new URL(base + path);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) target.searchParams.set(k, String(v));
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
+    for (const [k, v] of Object.entries(extra ?? {})) if (v !== undefined) headers[k] = v;
     let res: Response;
     try {
       res = await fetchImpl(target, { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) });

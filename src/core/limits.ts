@@ -69,9 +69,9 @@ export const CLOCK_TOLERANCE_S = 30;
 export const VERIFIED_TOKEN_CACHE = 10_000;
 /** Longest a token may live: `exp` further than this from its `iat` (or from now) is refused (JWT_MAX_TTL, seconds). @default 2592000 (30 days) */
 export const JWT_MAX_TTL_S = 30 * 24 * 3600;
-/** Time a Socket.IO connection has to present a valid token; then it is closed (SOCKET_AUTH_GRACE_MS). tRPC WebSockets: not yet (issue 12). @default 5000 */
+/** Time a Socket.IO connection or a tRPC WebSocket has to present a valid token; then it is closed (Socket.IO: its session ends; tRPC: close code 4401) (SOCKET_AUTH_GRACE_MS). @default 5000 */
 export const SOCKET_AUTH_GRACE_MS = 5000;
-/** Agent subscriptions one Socket.IO socket may hold at once (MAX_SUBSCRIPTIONS_PER_SOCKET). tRPC WebSockets: not yet (issue 12). @default 100 */
+/** Agent subscriptions one Socket.IO socket, or subscriptions one tRPC WebSocket, may hold at once (MAX_SUBSCRIPTIONS_PER_SOCKET); one more is refused. @default 100 */
 export const MAX_SUBSCRIPTIONS_PER_SOCKET = 100;
 /** Calls in one tRPC batch, over HTTP or in one WebSocket message (TRPC_MAX_BATCH); a bigger batch is a 400. @default 50 */
 export const TRPC_MAX_BATCH = 50;

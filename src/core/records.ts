@@ -32,6 +32,21 @@ export interface Budget {
   maxTokens?: number;
 }
 
+/**
+ * One pause of a schedule, kept for the ledger (CONTRACT §11: "why didn't it run at 09:00?"): from `pausedAt`
+ * until `resumedAt` (null while it lasts). Pausing a paused job again ends one and begins the next.
+ */
+export interface PauseRecord {
+  /** `<agentId>:<pausedAt>:<n>`: unique, and an agent's pauses sort by it within one process. */
+  id: string;
+  agentId: string;
+  jobId: string;
+  reason: PauseReason;
+  note: string | null;
+  pausedAt: number;
+  resumedAt: number | null;
+}
+
 /** Why a schedule is paused: by a caller (`pause`), or by its agent's budget until `resumeAt`. */
 export type PauseReason = 'manual' | 'budget';
 

@@ -61,6 +61,9 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
     return s;
   }
 
+  /** Unique across instances: two pausing the same agent in the same millisecond differ in the random part. */
+  const pauseId = (agentId: string, at: number) => `${agentId}:${at}:${Math.floor(Math.random() * 0x100000000).toString(36)}`;
+
   function bump(s: ScheduleState): void {
     s.version = ++versions;
     s.updatedAt = clock.now();
@@ -164,6 +167,8 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
     replace(agentId: string, spec: ScheduleSpec, revision: number): ScheduleRecord {
       const now = clock.now();
       const prev = byAgent.get(agentId);
+      // A replaced schedule starts unpaused: a pause it had ends here (the ledger's record of it).
+      if (prev?.paused) store.write({ op: 'pause.end', agentId, at: now });
       const s: ScheduleState = {
         agentId,
         ...spec,
@@ -221,6 +226,7 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
     },
 
     remove(agentId: string): void {
+      if (byAgent.get(agentId)?.paused) store.write({ op: 'pause.end', agentId, at: clock.now() });
       byAgent.delete(agentId);
       changed(agentId);
       store.write({ op: 'schedule.delete', agentId });
@@ -234,6 +240,10 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
 
     /** Pauses, by a caller (`manual`, until `resumeAt` if given) or by the agent's budget until `resumeAt` (its resume is planned here). */
     pause(s: ScheduleState, revision: number, reason: PauseReason = 'manual', resumeAt: number | null = null, note: string | null = null): void {
+      // The ledger keeps each pause: paused again, the one before ends now and this one begins.
+      const at = clock.now();
+      if (s.paused) store.write({ op: 'pause.end', agentId: s.agentId, at });
+      store.write({ op: 'pause.begin', pause: { id: pauseId(s.agentId, at), agentId: s.agentId, jobId: s.jobId, reason, note, pausedAt: at, resumedAt: null } });
       s.paused = true;
       s.pauseReason = reason;
       s.resumeAt = resumeAt;
@@ -248,6 +258,7 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
 
     /** Unpauses: fires missed while paused are not made up, the next one is the first after now. */
     resume(s: ScheduleState, revision: number): void {
+      store.write({ op: 'pause.end', agentId: s.agentId, at: clock.now() });
       s.paused = false;
       s.pauseReason = null;
       s.resumeAt = null;

@@ -1,6 +1,6 @@
 import type { RunTrigger } from '../schemas/common.ts';
-import type { AgentRecord, EventRecord, InstanceRecord, NewEvent, RunRecord, ScheduleRecord, UsageDay } from './records.ts';
-export type { AgentRecord, Budget, EventRecord, InstanceRecord, NewEvent, PauseReason, RunRecord, ScheduleRecord, UsageDay } from './records.ts';
+import type { AgentRecord, EventRecord, InstanceRecord, NewEvent, PauseRecord, RunRecord, ScheduleRecord, UsageDay } from './records.ts';
+export type { AgentRecord, Budget, EventRecord, InstanceRecord, NewEvent, PauseReason, PauseRecord, RunRecord, ScheduleRecord, UsageDay } from './records.ts';
 
 /**
  * The ports storage implements: `SchedulerStore` is what the scheduler needs, `Store` adds what the
@@ -30,6 +30,8 @@ export type WriteOp = (
   | { op: 'event.insert'; event: NewEvent }
   | { op: 'runs.trim'; agentId: string; keep: number }
   | { op: 'events.trim'; before: number }
+  | { op: 'pause.begin'; pause: PauseRecord }
+  | { op: 'pause.end'; agentId: string; at: number }
 ) & { fence?: Fence };
 
 /** A run the scheduler asks the database for; it starts only if the database agrees (docs/cluster.md). */
@@ -157,8 +159,12 @@ export interface ClusterFigures {
 export interface Store extends SchedulerStore, AsyncDisposable {
   /** false when the id is taken (by anyone: ids are global). */
   insertAgent(agent: AgentRecord): Promise<boolean>;
-  /** Deletes the agent with its schedule, runs, usage and events, in one transaction: an id taken again starts with nothing of them. */
-  deleteAgent(id: string): Promise<void>;
+  /**
+   * Deletes the agent with its schedule, runs, usage and events, in one transaction: an id taken again starts with nothing of them.
+   * `marker` (the `agent:deleted` event) is numbered and stored in that transaction, so it comes after every event of the
+   * agent and before any of an agent made under the same id later, on every instance (services/events.ts ends streams on it).
+   */
+  deleteAgent(id: string, marker?: NewEvent): Promise<void>;
   /** One owner's agents, or every agent when `owner` is null; oldest first. */
   listAgents(owner: string | null): Promise<AgentRecord[]>;
   /** An agent's runs, newest first. */
@@ -200,6 +206,20 @@ export interface Store extends SchedulerStore, AsyncDisposable {
   releaseIdempotencyKey(agentId: string, key: string): Promise<void>;
   /** Deletes keys made before `before`: they name nothing any more. */
   pruneIdempotencyKeys(before: number): Promise<void>;
+  /** What the ledger of `agentId`'s slots in [from, to) is computed from (core/ledger.ts), in a few indexed reads. */
+  ledgerFacts(agentId: string, slotKeys: readonly string[], from: number, to: number): Promise<LedgerFacts>;
+}
+
+/** The stored facts a ledger is computed from: no row per slot is ever written for it. */
+export interface LedgerFacts {
+  /** The runs whose dedupe key is one of the slot keys asked for, and the retries that followed them (`retry:<id>`). */
+  runs: RunRecord[];
+  /** The agent's pauses that overlap the range. */
+  pauses: PauseRecord[];
+  /** Every instance that was up at some time in the range, stopped ones included. */
+  instances: InstanceRecord[];
+  /** The `scheduledAt` of the agent's oldest kept run (older ones were trimmed), or null with none. */
+  oldestRunAt: number | null;
 }
 
 export interface WriteTrouble {

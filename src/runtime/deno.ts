@@ -8,6 +8,7 @@ declare const Deno: {
   exit(code: number): never;
   hostname(): string;
   pid: number;
+  stdout: { isTerminal(): boolean };
 };
 
 /** `deno task start`: the same server under Deno 2, with node:sqlite (better-sqlite3 cannot load there). */
@@ -26,5 +27,6 @@ await main({
   },
   exit: (code) => Deno.exit(code),
   print: (line) => console.log(line),
+  isTTY: Deno.stdout.isTerminal(),
   printError: (line) => console.error(line),
 });

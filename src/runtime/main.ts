@@ -4,7 +4,7 @@ import { ConfigError, isPostgresUrl, loadConfig } from '../config.ts';
 import { SHUTDOWN_GRACE_MS } from '../core/limits.ts';
 import { acceptsOwnTokens } from '../services/auth.ts';
 import { DatabaseInUseError } from '../storage/dialects/sqlite-lock.ts';
-import { createConsoleLogger } from './logger.ts';
+import { createLogger } from './logger.ts';
 import { loadSecrets } from './secrets.ts';
 
 /** What differs between Node and Deno: the environment, the SQLite driver, signals and exit. */
@@ -21,6 +21,8 @@ export interface RuntimePorts {
   onShutdownSignal(fn: (signal: string) => void): void;
   exit(code: number): never;
   print(line: string): void;
+  /** Whether stdout is a terminal: log lines are then readable rather than JSON (unless LOG_FORMAT says). @default false */
+  isTTY?: boolean;
   printError(line: string): void;
 }
 
@@ -44,7 +46,8 @@ export async function main(ports: RuntimePorts): Promise<void> {
   }
 
   const config = await step(() => loadConfig(ports.env));
-  const logger = createConsoleLogger((line, isError) => (isError ? ports.printError(line) : ports.print(line)));
+  // JSON lines off a terminal (a log collector reads them), readable ones on it, unless LOG_FORMAT says.
+  const logger = createLogger({ format: config.LOG_FORMAT ?? (ports.isTTY ? 'pretty' : 'json'), level: config.LOG_LEVEL, colorize: ports.isTTY === true, write: ports.print });
   const secrets = loadSecrets(config);
   // Start order (README, "Running several instances"): the database file first (a second server on it
   // stops here, before any migration), then the port, and only then the scheduler with its recovery.

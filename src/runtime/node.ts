@@ -25,6 +25,7 @@ export function startNodeServer(env: Record<string, string | undefined> = proces
     },
     exit: (code) => process.exit(code),
     print: (line) => process.stdout.write(`${line}\n`),
+    isTTY: process.stdout.isTTY === true,
     printError: (line) => process.stderr.write(`${line}\n`),
   });
 }

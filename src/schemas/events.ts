@@ -41,6 +41,13 @@ export const agentBudgetExceeded = z.object({
   resumesAt: z.string(),
   timestamp: z.string(),
 });
+/**
+ * Our addition: the agent was deleted. The last event a subscription to it gets: a tRPC subscription then completes,
+ * a Socket.IO socket is taken out of the agent's room. Stored with no `agentId` of its own (the id is in `data`),
+ * so a new agent under the same id never replays it; every instance reads it from the events table and ends its
+ * own subscribers' subscriptions.
+ */
+export const agentDeleted = z.object({ agentId: z.string(), timestamp: z.string() });
 export const schedulerStatus = z.object({ stats: schedulerStats, timestamp: z.string() });
 
 export type AgentEventMap = {
@@ -52,6 +59,7 @@ export type AgentEventMap = {
   'agent:paused': z.output<typeof agentPaused>;
   'agent:resumed': z.output<typeof agentResumed>;
   'agent:budget-exceeded': z.output<typeof agentBudgetExceeded>;
+  'agent:deleted': z.output<typeof agentDeleted>;
 };
 export type AgentEventName = keyof AgentEventMap;
 export type SchedulerStatusEvent = z.output<typeof schedulerStatus>;

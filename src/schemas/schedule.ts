@@ -114,3 +114,12 @@ export const previewFire = z.object({
   }),
 }).meta({ id: 'PreviewFire' });
 export type PreviewQuery = z.output<typeof previewQuery>;
+
+/** `GET /api/agents/:agentId/ledger?from=ISO&to=ISO`: `from` inclusive, `to` exclusive. */
+export const ledgerQuery = z.object({ from: isoInstant, to: isoInstant });
+export const ledgerEntry = z.object({
+  scheduledAt: isoDate,
+  outcome: z.enum(['ran', 'skipped-overlap', 'skipped-paused', 'skipped-budget', 'missed-downtime', 'caught-up', 'backfilled', 'disabled', 'pending']),
+  runId: z.string().optional(),
+  note: z.string().optional().meta({ description: "`ran`: the run's final status (after its retries); a pause's note; why a slot was missed" }),
+}).meta({ id: 'LedgerEntry' });

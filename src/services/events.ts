@@ -1,10 +1,11 @@
+import { notFound } from '../core/errors.ts';
 import type { Listener } from '../core/events.ts';
 import { MAX_BUFFERED_EVENTS } from '../core/limits.ts';
 import type { Scheduler } from '../core/scheduler.ts';
 import type { Store } from '../core/store.ts';
 import type { StoredEvent } from '../schemas/events.ts';
 import type { Principal } from './auth.ts';
-import { ownedAgent } from './ownership.ts';
+import { mayAccess, ownedAgent } from './ownership.ts';
 
 /**
  * The one way to watch, shared by Socket.IO and tRPC: who may watch an agent, the scheduler figures
@@ -60,20 +61,33 @@ export function createEventsService({ store, scheduler, maxBuffered = MAX_BUFFER
     return { id, type: 'scheduler:status', agentId: null, data: { stats: await scheduler.figures(), timestamp: new Date().toISOString() } };
   };
 
-  async function* stream(agentId: string | null, after: number | null | undefined, signal: AbortSignal | undefined): AsyncGenerator<StreamEvent> {
+  /**
+   * An agent's stream (or the scheduler's, `agentId` null). `owns` (an agent's stream) is asked before the first
+   * event and again after each replayed page is read: it resolves false once the agent is gone or is someone else's.
+   * Ownership holds per event without an owner stored on each: a delete removes the agent's events and commits its
+   * `agent:deleted` marker in the same transaction, so an event of a new agent under the same id always has a
+   * higher id than the marker. Live events arrive in id order and the stream ends at the marker; a replayed page
+   * read after the delete is dropped by the check that follows it.
+   */
+  async function* stream(agentId: string | null, after: number | null | undefined, signal: AbortSignal | undefined, owns?: () => Promise<boolean>): AsyncGenerator<StreamEvent> {
     const buffer: StoredEvent[] = [];
     let overflow = false;
     let wake: (() => void) | undefined;
-    // Listening starts before the replay, so nothing emitted while it reads is lost; ids drop the overlap.
+    // Listening starts before the ownership check and the replay, so nothing emitted meanwhile is lost (ids drop the
+    // overlap), and a delete that commits after the check reaches this listener.
     const off = bus.on((e) => {
-      if (e.agentId !== agentId) return;
-      if (buffer.length >= maxBuffered) overflow = true;
+      if (e.type === 'agent:deleted') {
+        if (agentId === null || e.data.agentId !== agentId) return;
+        buffer.push(e); // never dropped for overflow: it is what ends the stream
+      } else if (e.agentId !== agentId) return;
+      else if (buffer.length >= maxBuffered) overflow = true;
       else buffer.push(e);
       wake?.();
     });
     const onAbort = () => wake?.();
     signal?.addEventListener('abort', onAbort);
     try {
+      if (owns && !(await owns())) throw notFound(`Agent ${agentId} not found`);
       let last = after ?? -1;
       if (after != null) {
         const oldest = await store.oldestEventId();
@@ -82,9 +96,12 @@ export function createEventsService({ store, scheduler, maxBuffered = MAX_BUFFER
         }
         for (;;) {
           const page = await store.eventsAfter(last, agentId, PAGE);
+          // Read after a delete: the page may be a new agent's under the same id. The stream ends as at the marker.
+          if (page.length > 0 && owns && !(await owns())) return;
           for (const row of page) {
             if (signal?.aborted) return;
             last = row.id;
+            if (row.type === 'agent:deleted') continue; // stored with no agent: only a scheduler stream reads it, and skips it
             yield { id: row.id, type: row.type, agentId: row.agentId, data: row.data } as StoredEvent;
           }
           if (page.length < PAGE) break;
@@ -94,6 +111,11 @@ export function createEventsService({ store, scheduler, maxBuffered = MAX_BUFFER
         if (overflow) throw new SlowConsumerError('subscriber too slow: reconnect with the last event id');
         const next = buffer.shift();
         if (next) {
+          if (next.type === 'agent:deleted') {
+            // Later than everything replayed (a delete after the replay's read): the last event, then the end.
+            if (next.id > last) yield { ...next, agentId };
+            return;
+          }
           if (next.id > last) {
             last = next.id;
             yield next;
@@ -124,8 +146,11 @@ export function createEventsService({ store, scheduler, maxBuffered = MAX_BUFFER
     },
     /** One agent's events, after the ownership check. */
     async *watchAgent(p: Principal, agentId: string, options: WatchOptions = {}): AsyncGenerator<StreamEvent> {
-      await ownedAgent(store, p, agentId);
-      yield* stream(agentId, options.after, options.signal);
+      const owns = async () => {
+        const agent = await store.getAgent(agentId);
+        return agent !== undefined && agent !== null && mayAccess(p, agent);
+      };
+      yield* stream(agentId, options.after, options.signal, owns);
     },
     /** Scheduler-wide figures (`scheduler:status`): without `after`, the current ones first, then every change. */
     async *watchScheduler(options: WatchOptions = {}): AsyncGenerator<StreamEvent> {

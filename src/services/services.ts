@@ -1,18 +1,17 @@
 import { DAY_MS } from '../core/budgets.ts';
-import { validateCron } from '../core/cron.ts';
 import { badRequest, conflict, notFound, tooManyRequests } from '../core/errors.ts';
 import { MANUAL_RUNS_PER_MINUTE, MAX_AGENTS_PER_OWNER, SCHEDULER_DEFAULTS } from '../core/limits.ts';
 import type { HandlerRegistry } from '../core/handlers.ts';
 import type { InstanceRegistry } from '../core/instances.ts';
-import { previewFires } from '../core/preview.ts';
 import type { Scheduler } from '../core/scheduler.ts';
 import type { AgentRecord, RunRecord, Store } from '../core/store.ts';
 import type { AgentCreateInput, AgentUpdateInput } from '../schemas/agent.ts';
 import { PRIORITIES } from '../schemas/common.ts';
-import type { PauseInput, PreviewQuery, ScheduleInput } from '../schemas/schedule.ts';
+import type { PauseInput, ScheduleInput } from '../schemas/schedule.ts';
 import type { Principal } from './auth.ts';
 import { createEventsService } from './events.ts';
 import { createIdempotentRuns } from './idempotency.ts';
+import { createScheduleViews } from './schedule-views.ts';
 import type { HealthService } from './health.ts';
 import { mayAccess, ownedAgent } from './ownership.ts';
 import {
@@ -45,6 +44,8 @@ export interface ServiceLimits {
   manualRunsPerMinute: number;
   /** The longest `timeoutMs` a non-admin may give an agent (AGENT_TIMEOUT_MS). @default 900000 */
   agentTimeoutMs: number;
+  /** An instance whose heartbeat is older than this is down, for the ledger (INSTANCE_LEASE_MS). @default 30000 */
+  leaseMs: number;
 }
 
 /** The window MANUAL_RUNS_PER_MINUTE counts over. */
@@ -85,9 +86,11 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
     maxAgentsPerOwner: given.maxAgentsPerOwner ?? MAX_AGENTS_PER_OWNER,
     manualRunsPerMinute: given.manualRunsPerMinute ?? MANUAL_RUNS_PER_MINUTE,
     agentTimeoutMs: given.agentTimeoutMs ?? SCHEDULER_DEFAULTS.AGENT_TIMEOUT_MS,
+    leaseMs: given.leaseMs ?? SCHEDULER_DEFAULTS.INSTANCE_LEASE_MS,
   };
   const serial = keyedSerial();
   const idempotent = createIdempotentRuns({ store, now });
+  const scheduleViews = createScheduleViews({ store, scheduler, now, leaseMs: limits.leaseMs });
   /** A non-admin's agent may not outlast the server's own run timeout; an admin may set up to the schema's bound. */
   const checkTimeout = (p: Principal, timeoutMs: number | null | undefined) => {
     if (!p.admin && timeoutMs != null && timeoutMs > limits.agentTimeoutMs) {
@@ -163,7 +166,9 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
       async remove(p: Principal, agentId: string) {
         await owned(p, agentId);
         await scheduler.forgetAgent(agentId);
-        await store.deleteAgent(agentId);
+        // The marker ends every live subscription to the agent, on every instance (services/events.ts).
+        const at = now();
+        await store.deleteAgent(agentId, { type: 'agent:deleted', agentId: null, data: { agentId, timestamp: new Date(at).toISOString() }, createdAt: at });
         return deletedView(agentId);
       },
       /** A manual run; with an idempotency key, the run that key already made (for 24 h) or a new one. */
@@ -229,16 +234,7 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
         const next = await scheduler.resume(agentId, jobId);
         return resumedView(agentId, jobId, next);
       },
-      /** The next fires of the agent's schedule, or of an expression not saved yet (its zone: the one given, else the schedule's, else UTC). */
-      async preview(p: Principal, agentId: string, q: PreviewQuery) {
-        await owned(p, agentId);
-        const saved = scheduler.schedule(agentId);
-        const expression = q.cronExpression ?? saved?.expression;
-        if (expression === undefined) throw badRequest('query.cronExpression: the agent has no schedule; give the expression to preview');
-        const timezone = q.timezone ?? saved?.timezone ?? 'UTC';
-        validateCron(expression, timezone);
-        return previewFires(expression, timezone, now(), q.count).map((f) => ({ at: new Date(f.at).toISOString(), local: f.local, ...(f.note && { note: f.note }) }));
-      },
+      ...scheduleViews,
     },
 
     scheduler: {

@@ -2,6 +2,7 @@ import { CompiledQuery, type Kysely } from 'kysely';
 import type { EventRecord, Fence, NewEvent } from '../core/store.ts';
 import type { Database } from './schema.ts';
 import { INSERT_CHUNK, insertRows, type Statements } from './sql.ts';
+import { stampIds } from './event-feed.ts';
 import { events, rowValues } from './tables.ts';
 
 /** The SQL that numbers and stores a batch's events, last in its transaction (README, "How the engine works"). */
@@ -32,4 +33,14 @@ export function eventStatements(st: Statements, records: EventRecord[]): Compile
   const out: CompiledQuery[] = [];
   insertRows(out, st, events, records.map((e) => rowValues(events, e)), '');
   return out;
+}
+
+/** Numbers `events` from the counter and inserts them, inside the caller's transaction: what a batch does with its events, for a write outside the batches (an agent's delete and its marker). */
+export async function insertEvents(run: (query: CompiledQuery) => Promise<{ rows: unknown[] }>, st: Statements, events: NewEvent[]): Promise<EventRecord[]> {
+  if (events.length === 0) return [];
+  const last = (await run(takeEventIds(st, events.length))).rows[0] as { value: unknown } | undefined;
+  if (last?.value == null) throw new Error("counters has no row 'event_id' (migration 0003 makes it)");
+  const stamped = stampIds(events, Number(last.value));
+  for (const query of eventStatements(st, stamped)) await run(query);
+  return stamped;
 }

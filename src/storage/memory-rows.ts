@@ -4,13 +4,15 @@ import { fromRow, instances, toRow, type Row } from './tables.ts';
 /** Pieces of the in-memory store (memory.ts): its instances table, and the SQL orderings it mimics. */
 
 /** The instances table in memory: rows of its own, never part of a batch (as in storage/instances.ts). */
-export function createMemoryInstances(): Pick<Store, 'upsertInstance' | 'heartbeatInstance' | 'stopInstance' | 'listInstances'> {
+export function createMemoryInstances(): Pick<Store, 'upsertInstance' | 'heartbeatInstance' | 'stopInstance' | 'listInstances'> & { rows(): Iterable<Row> } {
   const rows = new Map<string, Row>();
   const set = (id: string, values: Row) => {
     const row = rows.get(id);
     if (row) rows.set(id, { ...row, ...values });
   };
   return {
+    /** Every instance row, stopped ones included (the ledger's downtime). */
+    rows: () => rows.values(),
     upsertInstance: async (instance) => void rows.set(instance.id, toRow(instances, instance)),
     heartbeatInstance: async (id, at, running) => set(id, { heartbeat_at: at, running }),
     stopInstance: async (id, at) => set(id, { stopped_at: at, running: 0 }),

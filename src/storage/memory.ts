@@ -2,8 +2,9 @@ import { silentLogger, type Logger } from '../core/logger.ts';
 import type { AgentRecord, EventRecord, Fence, NewEvent, RunRecord, Store, WriteOp } from '../core/store.ts';
 import { decideClaims, queueOrder } from './claims.ts';
 import { createEventFeed, stampIds } from './event-feed.ts';
-import { agents, events, fromRow, runs, schedules, setColumns, toRow, usageDays, type Row, type TableSpec } from './tables.ts';
+import { agents, events, fromRow, pauses, runs, schedules, setColumns, toRow, usageDays, type Row, type TableSpec } from './tables.ts';
 import { createMemoryIdempotency } from './memory-idempotency.ts';
+import { createMemoryLedger } from './memory-ledger.ts';
 import { byNewest, createMemoryInstances } from './memory-rows.ts';
 import { createMemoryReads } from './memory-reads.ts';
 import { foldUsage, type UsageRows } from './memory-usage.ts';
@@ -23,6 +24,7 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
   const eventRows = new Map<number, Row>();
   /** usage_days, keyed `agentId day`. */
   const usageRows: UsageRows = new Map();
+  const pauseRows = new Map<string, Row>();
   /** The counters row 'event_id': the last event id handed out. */
   let eventCounter = 0;
   /** The counters row 'schedule_revision': the last schedule revision handed out. */
@@ -147,6 +149,11 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
       }
       case 'events.trim':
         batchTrims.push(op.before);
+        return;
+      case 'pause.begin':
+        return put(pauseRows, op.pause.id, checked(pauses, toRow(pauses, op.pause)));
+      case 'pause.end':
+        for (const [id, p] of pauseRows) if (p['agent_id'] === op.agentId && p['resumed_at'] === null) put(pauseRows, id, { ...p, resumed_at: op.at });
         return;
     }
   }
@@ -278,19 +285,25 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
       });
     },
     // As in SQL: the schedule, runs, usage, events, idempotency keys and agent go.
-    deleteAgent: (id: string) =>
-      chain.serial(async () =>
-        transaction(() => {
+    deleteAgent: (id: string, marker?: NewEvent) =>
+      chain.serial(async () => {
+        const stamped = transaction(() => {
           remove(scheduleRows, id);
           for (const [runId, r] of runRows) if (r['agent_id'] === id) remove(runRows, runId);
           for (const [key, u] of usageRows) if (u['agent_id'] === id) remove(usageRows, key);
+          for (const [key, p] of pauseRows) if (p['agent_id'] === id) remove(pauseRows, key);
           for (const [eventId, e] of eventRows) if (e['agent_id'] === id) remove(eventRows, eventId);
           remove(agentRows, id);
           forgetKeys(id);
-        }),
-      ),
+          if (!marker) return [];
+          batchEvents = [{ event: marker, fence: undefined }];
+          return insertEvents();
+        });
+        if (stamped.length > 0) feed.committed(stamped);
+      }),
     ...memoryInstances,
     ...idempotency,
+    ...chain.seeingWrites(createMemoryLedger({ runRows, pauseRows, instanceRows: memoryInstances.rows })),
     ping: async () => {},
     writeTrouble: chain.trouble,
     [Symbol.asyncDispose]: () => chain.settle(),

@@ -196,6 +196,22 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('schedules').addColumn('jitter_ms', 'integer', (c) => c.notNull().defaultTo(0)).execute();
     },
   },
+  '0011_pauses': {
+    // Every pause with its reason, note and end, for the ledger: "why didn't it run at 09:00?" (CONTRACT §11).
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('pauses')
+        .addColumn('id', 'varchar(120)', (c) => c.primaryKey())
+        .addColumn('agent_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('job_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('reason', 'varchar(16)', (c) => c.notNull())
+        .addColumn('note', 'varchar(500)')
+        .addColumn('paused_at', 'bigint', (c) => c.notNull())
+        .addColumn('resumed_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('pauses_agent_paused').on('pauses').columns(['agent_id', 'paused_at']).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -6,10 +6,11 @@ import type { EventRecord, Store } from '../core/store.ts';
 import { createEventFeed, stampIds } from './event-feed.ts';
 import { committedEventsAfter, createReads } from './reads.ts';
 import { createIdempotencyMethods } from './idempotency-sql.ts';
+import { createLedgerReads } from './ledger-sql.ts';
 import { createInstanceMethods } from './instances.ts';
 import type { Database } from './schema.ts';
 import { createClaimMethods, lockClaimAgents } from './claim-sql.ts';
-import { eventStatements, fencedEvents, takeEventIds } from './event-sql.ts';
+import { eventStatements, fencedEvents, insertEvents, takeEventIds } from './event-sql.ts';
 import { compileBatch, createStatements, isSharedDatabase, placeholderOf, type CompiledBatch } from './sql.ts';
 import { agents, schedules, setColumns, toRow } from './tables.ts';
 import { createWriteChain } from './write-batch.ts';
@@ -100,9 +101,9 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
         return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
       });
     },
-    deleteAgent: (id) =>
-      chain.serial(() =>
-        db.transaction().execute(async (trx) => {
+    deleteAgent: (id, marker) =>
+      chain.serial(async () => {
+        const stamped = await db.transaction().execute(async (trx) => {
           // After any claim of the agent in progress, so none inserts runs of an agent deleted meanwhile.
           if (shared) await lockClaimAgents(trx, [id]);
           await trx.deleteFrom('schedules').where('agent_id', '=', id).execute();
@@ -111,9 +112,14 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
           // Its events go with it: a new agent under the same id (anyone's) must never replay them.
           await trx.deleteFrom('events').where('agent_id', '=', id).execute();
           await trx.deleteFrom('idempotency_keys').where('agent_id', '=', id).execute();
+          await trx.deleteFrom('pauses').where('agent_id', '=', id).execute();
           await trx.deleteFrom('agents').where('id', '=', id).execute();
-        }),
-      ),
+          return marker ? await insertEvents((query) => trx.executeQuery(query), statements, [marker]) : [];
+        });
+        if (stamped.length === 0) return;
+        feed.committed(stamped);
+        options.onEventsCommitted?.(stamped[stamped.length - 1]!.id); // the other instances end their subscriptions sooner
+      }),
     // On the chain, after every buffered write: the condition sees the pause as this instance wrote it.
     endTimedPause: (agentId, revision, set) =>
       chain.serial(async () => {
@@ -128,6 +134,7 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
       }),
     ...createInstanceMethods(db),
     ...createIdempotencyMethods(db),
+    ...chain.seeingWrites(createLedgerReads(db)),
     // Beside the chain, which may be waiting out an outage: /healthz asks whether the database answers now.
     ping: async () => void (await sql`SELECT 1`.execute(db)),
     writeTrouble: chain.trouble,

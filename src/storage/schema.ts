@@ -1,4 +1,4 @@
-import type { agents, counters, events, idempotencyKeys, instances, RowOf, runs, schedules, usageDays } from './tables.ts';
+import type { agents, counters, events, idempotencyKeys, instances, pauses, RowOf, runs, schedules, usageDays } from './tables.ts';
 
 /** The tables as Kysely sees them: column name → stored type, derived from the column specs in tables.ts. */
 export interface Database {
@@ -10,4 +10,5 @@ export interface Database {
   counters: RowOf<typeof counters>;
   usage_days: RowOf<typeof usageDays>;
   idempotency_keys: RowOf<typeof idempotencyKeys>;
+  pauses: RowOf<typeof pauses>;
 }

@@ -1,7 +1,7 @@
 import { CompiledQuery, PostgresAdapter, type Kysely } from 'kysely';
 import type { Fence, NewEvent, WriteOp } from '../core/store.ts';
 import type { Database } from './schema.ts';
-import { counters, events, rowValues, runs, schedules, agents, setColumns, type Row, type SqlType, type TableSpec } from './tables.ts';
+import { counters, events, pauses, rowValues, runs, schedules, agents, setColumns, type Row, type SqlType, type TableSpec } from './tables.ts';
 import { compileRunsTrim } from './trim-sql.ts';
 
 /**
@@ -280,6 +280,12 @@ export function compileBatch(db: Kysely<Database>, st: Statements, ops: WriteOp[
         break;
       case 'events.trim':
         for (const o of group as Op<'events.trim'>[]) trims.push(fencedWhere(db.deleteFrom('events').where('created_at', '<', o.before), o.fence).compile());
+        break;
+      case 'pause.begin':
+        insertRows(out, st, pauses, (group as Op<'pause.begin'>[]).map((o) => rowValues(pauses, o.pause)), '');
+        break;
+      case 'pause.end':
+        for (const o of group as Op<'pause.end'>[]) out.push(db.updateTable('pauses').set({ resumed_at: o.at }).where('agent_id', '=', o.agentId).where('resumed_at', 'is', null).compile());
         break;
     }
   }

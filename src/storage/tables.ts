@@ -1,4 +1,4 @@
-import type { AgentRecord, Budget, EventRecord, InstanceRecord, PauseReason, RunRecord, ScheduleRecord } from '../core/store.ts';
+import type { AgentRecord, Budget, EventRecord, InstanceRecord, PauseReason, PauseRecord, RunRecord, ScheduleRecord } from '../core/store.ts';
 import type { AgentStatus, RunStatus, RunTrigger } from '../schemas/common.ts';
 import type { EventName } from '../schemas/events.ts';
 
@@ -211,7 +211,18 @@ export const idempotencyKeys = table<IdempotencyKeyRecord>()('idempotency_keys',
   createdAt: col('created_at', 'bigint', num),
 });
 
-export const TABLES = [agents, schedules, runs, events, instances, counters, usageDays, idempotencyKeys] as const;
+/** A schedule's pauses, for the ledger (core/records.ts `PauseRecord`); deleted with the agent. */
+export const pauses = table<PauseRecord>()('pauses', 'id', {
+  id: col('id', 'text', text()),
+  agentId: col('agent_id', 'text', text()),
+  jobId: col('job_id', 'text', text()),
+  reason: col('reason', 'text', text() as unknown as Codec<PauseReason, string>),
+  note: col('note', 'text', textOrNull),
+  pausedAt: col('paused_at', 'bigint', num),
+  resumedAt: col('resumed_at', 'bigint', numOrNull),
+});
+
+export const TABLES = [agents, schedules, runs, events, instances, counters, usageDays, idempotencyKeys, pauses] as const;
 
 /** The row type of a table as Kysely sees it: column name → stored type. */
 export type RowOf<T extends TableSpec> = {

@@ -63,6 +63,8 @@ function keyOf(op: WriteOp): string | undefined {
     case 'schedule.upsert': return `s:${op.schedule.agentId}`;
     case 'schedule.update':
     case 'schedule.delete': return `s:${op.agentId}`;
+    case 'pause.begin': return `p:${op.pause.agentId}`;
+    case 'pause.end': return `p:${op.agentId}`;
     default: return undefined;
   }
 }
@@ -83,6 +85,8 @@ const KIND_ORDER: Record<WriteOp['op'], number> = {
   'event.insert': 6,
   'runs.trim': 7,
   'events.trim': 8,
+  'pause.end': 9,
+  'pause.begin': 10,
 };
 
 /**

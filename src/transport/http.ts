@@ -22,7 +22,7 @@ import { rawErrorResponse, sendError } from './rest/reply.ts';
 /** The configuration this layer reads; what is left out takes its default (`core/limits.ts`, same origin only). */
 export type HttpConfig = Pick<
   Config,
-  'CORS_ORIGINS' | 'HTTP_HEADERS_TIMEOUT_MS' | 'HTTP_REQUEST_TIMEOUT_MS' | 'HTTP_KEEP_ALIVE_TIMEOUT_MS' | 'HTTP_MAX_CONNECTIONS' | 'HTTP_MAX_HEADER_BYTES'
+  'CORS_ORIGINS' | 'HTTP_HEADERS_TIMEOUT_MS' | 'HTTP_REQUEST_TIMEOUT_MS' | 'HTTP_KEEP_ALIVE_TIMEOUT_MS' | 'HTTP_MAX_CONNECTIONS' | 'HTTP_MAX_HEADER_BYTES' | 'LOG_LEVEL'
 >;
 
 export interface HttpDeps {
@@ -45,8 +45,13 @@ export interface HttpServer {
   close(graceMs?: number): Promise<void>;
 }
 
+/** The path of a request without its query string: a query may carry a token (Socket.IO's polling does). */
+const pathOf = (req: IncomingMessage) => (req.url ?? '/').split('?')[0]!;
+
 export function createHttpServer({ rest, logger, config = {}, mounts = [], upgrades = [], foreignUpgrades = [] }: HttpDeps): HttpServer {
-  const settings: HttpConfig = { ...HTTP_DEFAULTS, CORS_ORIGINS: [], ...config };
+  const settings: HttpConfig = { ...HTTP_DEFAULTS, CORS_ORIGINS: [], LOG_LEVEL: 'info', ...config };
+  // A line per request and per upgrade at debug only; the listener is not even attached otherwise (the hot path).
+  const logRequests = settings.LOG_LEVEL === 'debug' && logger.debug !== undefined;
   const cors = createCorsPolicy(settings.CORS_ORIGINS);
   const inFlight = new Set<ServerResponse>();
   const sockets = new Set<Socket>();
@@ -57,6 +62,13 @@ export function createHttpServer({ rest, logger, config = {}, mounts = [], upgra
   let closing = false;
   let drained: (() => void) | undefined;
 
+  function logRequest(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    res.once('close', () => logger.debug!('request', {
+      method: req.method, path: pathOf(req), status: res.statusCode, durationMs: Math.round((performance.now() - started) * 10) / 10,
+    }));
+  }
+
   const server = createServer({
     headersTimeout: settings.HTTP_HEADERS_TIMEOUT_MS,
     requestTimeout: settings.HTTP_REQUEST_TIMEOUT_MS,
@@ -65,6 +77,7 @@ export function createHttpServer({ rest, logger, config = {}, mounts = [], upgra
   }, (req, res) => {
     inFlight.add(res);
     answering.set(req.socket, res);
+    if (logRequests) logRequest(req, res);
     res.on('finish', () => answering.get(req.socket) === res && answering.delete(req.socket));
     res.on('close', () => {
       inFlight.delete(res);
@@ -130,6 +143,7 @@ export function createHttpServer({ rest, logger, config = {}, mounts = [], upgra
   }
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '/').split('?')[0]!;
+    if (logRequests) logger.debug!('upgrade', { path });
     const match = (prefix: string) => path === prefix || path.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`);
     const own = upgrades.find((u) => match(u.prefix));
     if (own && !closing) {

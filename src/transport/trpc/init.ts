@@ -17,6 +17,14 @@ export interface TrpcContext {
   socket?: { bufferedAmount: number; close(code?: number, reason?: string): void };
   /** Where an unexpected error is logged in full (its client sees only a generic message). */
   logger?: Logger;
+  /** The WebSocket's own limits (adapter.ts), when the call came over one. */
+  connection?: TrpcConnection;
+}
+
+/** One tRPC WebSocket's count of running subscriptions, against its cap (MAX_SUBSCRIPTIONS_PER_SOCKET). */
+export interface TrpcConnection {
+  subscriptions: number;
+  readonly maxSubscriptions: number;
 }
 
 /** What a client reads instead of a thrown text we did not write (a decoder's or the runtime's). */

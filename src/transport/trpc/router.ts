@@ -1,4 +1,4 @@
-import { tracked, type TRPCMutationProcedure, type TRPCQueryProcedure, type TRPCSubscriptionProcedure } from '@trpc/server';
+import { tracked, TRPCError, type TRPCMutationProcedure, type TRPCQueryProcedure, type TRPCSubscriptionProcedure } from '@trpc/server';
 import type { z } from 'zod';
 import { MAX_SOCKET_BUFFER_BYTES } from '../../core/limits.ts';
 import type { StreamEvent } from '../../services/events.ts';
@@ -41,7 +41,7 @@ interface Builder {
   subscription(resolve: (opts: Resolved) => AsyncIterable<unknown>): unknown;
 }
 interface Resolved {
-  ctx: CallContext & { socket?: TrpcContext['socket'] };
+  ctx: CallContext & Pick<TrpcContext, 'socket' | 'connection'>;
   input: any;
   signal: AbortSignal | undefined;
 }
@@ -51,6 +51,11 @@ function build(p: AnyProcedure): unknown {
   const b = p.input ? base.input(p.input) : base;
   if (p.kind === 'subscription') {
     return b.subscription(async function* ({ ctx, input, signal }) {
+      const conn = ctx.connection;
+      if (conn && conn.subscriptions >= conn.maxSubscriptions) {
+        throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `Too many subscriptions: at most ${conn.maxSubscriptions} per WebSocket (MAX_SUBSCRIPTIONS_PER_SOCKET); stop one first` });
+      }
+      if (conn) conn.subscriptions++;
       try {
         for await (const event of p.call(ctx, input, signal)) {
           // A subscriber whose socket cannot drain is dropped; its client reconnects from its last id.
@@ -62,6 +67,8 @@ function build(p: AnyProcedure): unknown {
         }
       } catch (err) {
         throw toTrpcError(err);
+      } finally {
+        if (conn) conn.subscriptions--;
       }
     });
   }
