@@ -3,9 +3,11 @@ import PQueue, { type Queue, type QueueAddOptions } from 'p-queue';
 type RunFunction = () => Promise<unknown>;
 
 /**
- * The run queue: p-queue for the concurrency limit, with a queue class of four FIFO buckets, one per
- * priority level (LOW 1 … CRITICAL 4). p-queue's default keeps a sorted array (O(n) inserts, ~19k/s
- * at 100k waiting); buckets make enqueue and dequeue O(1) and keep oldest-first within a level.
+ * The run queue: p-queue for the concurrency limit, with a queue class of four buckets, one per priority level
+ * (LOW 1 … CRITICAL 4). p-queue's default keeps a sorted array (O(n) inserts, ~19k/s at 100k waiting); buckets
+ * make enqueue and dequeue O(1). Within a level, owners take turns (CONTRACT §11, "Fair share"): each owner's
+ * runs wait oldest first in a FIFO of their own, and the level serves one run of each owner with runs waiting in
+ * turn, so one owner's backlog of a thousand never holds another owner's run back by more than one run per owner.
  */
 class Fifo<T> {
   #items: (T | undefined)[] = [];
@@ -34,8 +36,36 @@ class Fifo<T> {
 
 export const PRIORITY_LEVELS = 4;
 
-class PriorityBuckets implements Queue<RunFunction, QueueAddOptions> {
-  readonly #buckets = Array.from({ length: PRIORITY_LEVELS }, () => new Fifo<RunFunction>());
+/** One priority level: a FIFO per owner, and the owners with runs waiting in turn order (each listed once). */
+class FairLevel<T> {
+  readonly #byOwner = new Map<string, Fifo<T>>();
+  readonly #turns = new Fifo<string>();
+  push(item: T, owner: string) {
+    let q = this.#byOwner.get(owner);
+    if (!q) this.#byOwner.set(owner, (q = new Fifo<T>()));
+    if (q.size === 0) this.#turns.push(owner);
+    q.push(item);
+  }
+  shift(): T | undefined {
+    const owner = this.#turns.shift();
+    if (owner === undefined) return undefined;
+    const q = this.#byOwner.get(owner)!;
+    const item = q.shift();
+    // Its next run waits for the other owners' turns; an owner with nothing left leaves the map.
+    if (q.size > 0) this.#turns.push(owner);
+    else this.#byOwner.delete(owner);
+    return item;
+  }
+  toArray(): T[] {
+    return [...this.#byOwner.values()].flatMap((q) => q.toArray());
+  }
+}
+
+/** What a queued run carries to the queue class: its level and whose it is (p-queue hands `add`'s options on). */
+type RunOptions = QueueAddOptions & { owner?: string };
+
+class PriorityBuckets implements Queue<RunFunction, RunOptions> {
+  readonly #buckets = Array.from({ length: PRIORITY_LEVELS }, () => new FairLevel<RunFunction>());
   #size = 0;
   get size() {
     return this.#size;
@@ -44,8 +74,8 @@ class PriorityBuckets implements Queue<RunFunction, QueueAddOptions> {
     const level = Math.min(PRIORITY_LEVELS, Math.max(1, Math.round(priority ?? 1)));
     return this.#buckets[level - 1]!;
   }
-  enqueue(run: RunFunction, options?: Partial<QueueAddOptions>) {
-    this.#bucket(options?.priority).push(run);
+  enqueue(run: RunFunction, options?: Partial<RunOptions>) {
+    this.#bucket(options?.priority).push(run, options?.owner ?? '');
     this.#size++;
   }
   dequeue(): RunFunction | undefined {
@@ -58,7 +88,7 @@ class PriorityBuckets implements Queue<RunFunction, QueueAddOptions> {
     }
     return undefined;
   }
-  filter(options: Readonly<Partial<QueueAddOptions>>): RunFunction[] {
+  filter(options: Readonly<Partial<RunOptions>>): RunFunction[] {
     return this.#bucket(options.priority).toArray();
   }
   setPriority(): void {
@@ -67,8 +97,11 @@ class PriorityBuckets implements Queue<RunFunction, QueueAddOptions> {
 }
 
 export interface Executor {
-  /** Queues `task` at `priority` (1–4); it starts when a slot is free, highest priority first, then oldest. */
-  add(task: () => Promise<void>, priority: number): void;
+  /**
+   * Queues `task` at `priority` (1–4) for `owner`; it starts when a slot is free, highest priority first, then
+   * owners in turn, each owner's oldest first. @default owner '' (one owner)
+   */
+  add(task: () => Promise<void>, priority: number, owner?: string): void;
   /** Starts no further task; those already started go on. */
   pause(): void;
   /**
@@ -85,8 +118,8 @@ const ignore = () => {};
 export function createExecutor(options: { concurrency: number }): Executor {
   const queue = new PQueue({ concurrency: options.concurrency, queueClass: PriorityBuckets });
   return {
-    add(task, priority) {
-      queue.add(task, { priority }).catch(ignore);
+    add(task, priority, owner = '') {
+      queue.add(task, { priority, owner } as RunOptions).catch(ignore);
     },
     pause: () => queue.pause(),
     get running() {
