@@ -33,7 +33,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
 const instance = fc.record({ limit: fc.integer({ min: 1, max: 3 }), actions: fc.array(action, { minLength: 1, maxLength: 6 }) });
 
 const schedule = (agentId: string): ScheduleRecord => ({
-  agentId, jobId: agentId, expression: '* * * * *', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: false, nextRunAt: null, pauseReason: null, resumeAt: null, pauseNote: null, jitterMs: 0, revision: 0, changedAt: 1, createdAt: 1, updatedAt: 1,
+  agentId, jobId: agentId, expression: '* * * * *', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: false, nextRunAt: null, pauseReason: null, resumeAt: null, pauseNote: null, jitterMs: 0, owner: 'alice', revision: 0, changedAt: 1, createdAt: 1, updatedAt: 1,
 });
 const fire = (id: string, agentId: string, slot: number): RunRecord => ({
   id, agentId, jobId: agentId, trigger: 'schedule', attempt: 1, status: 'queued', priority: 1 + (slot % 4), scheduledAt: slot, startedAt: null, finishedAt: null,

@@ -78,7 +78,7 @@ const run = (id: string, agentId: string, createdAt: number, extra: Partial<RunR
   startedAt: null, finishedAt: null, durationMs: null, progress: null, error: null, dedupeKey: null, instanceId: null, epoch: 0, leaseUntil: null, cancelRequestedAt: null, output: null, outputTruncated: false, usageModel: null, inputTokens: null, outputTokens: null, costUsd: null, createdAt, ...extra,
 });
 const schedule = (agentId: string, extra: Partial<ScheduleRecord> = {}): ScheduleRecord => ({
-  agentId, jobId: agentId, expression: '@daily', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: true, nextRunAt: null, pauseReason: null, resumeAt: null, pauseNote: null, jitterMs: 0, revision: 0, changedAt: 1, createdAt: 1, updatedAt: 1, ...extra,
+  agentId, jobId: agentId, expression: '@daily', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: true, nextRunAt: null, pauseReason: null, resumeAt: null, pauseNote: null, jitterMs: 0, owner: 'alice', revision: 0, changedAt: 1, createdAt: 1, updatedAt: 1, ...extra,
 });
 
 describe.each(stores)('storage contract on %s', (_name, open) => {

@@ -60,6 +60,8 @@ export interface ScheduleRecord {
   enabled: boolean;
   paused: boolean;
   catchUp: boolean;
+  /** The agent's owner (an agent's owner never changes): the queue serves owners in turn without reading the agent. */
+  owner: string;
   /** Each fire starts up to this long after its slot, by a delay fixed per (job, slot) (core/jitter.ts); 0: on the slot. */
   jitterMs: number;
   nextRunAt: number | null;

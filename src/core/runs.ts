@@ -164,9 +164,11 @@ export function createRuns(options: RunsOptions) {
     else enqueue(a);
   }
 
+  /** Queued for a slot in its owner's turn (executor.ts, fair share): the owner from the agent cache, else the schedule. */
   function enqueue(a: ActiveRun): void {
     active.setState(a, 'queued');
-    executor.add(() => execute(a), a.run.priority);
+    const owner = agents.get(a.run.agentId)?.owner ?? schedules.get(a.run.agentId)?.owner ?? '';
+    executor.add(() => execute(a), a.run.priority, owner);
   }
 
   function noteFinished(agentId: string): void {

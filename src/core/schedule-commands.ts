@@ -72,7 +72,7 @@ export function createScheduleCommands({ store, clock, schedules, agents, active
       if (!Number.isInteger(spec.priority) || spec.priority < 1 || spec.priority > PRIORITY_LEVELS) throw badRequest(`priority: expected 1 to ${PRIORITY_LEVELS}, got ${spec.priority}`);
       // The caller's fresh record serves when the scheduler holds no copy: no read per schedule.
       const cached = agents.get(agent.id) ?? agent;
-      const record = schedules.replace(agent.id, spec, await schedules.nextRevision());
+      const record = schedules.replace(agent.id, { ...spec, owner: agent.owner }, await schedules.nextRevision());
       // A new schedule clears an exhausted agent's error state (lastError stays visible); RUNNING stays RUNNING.
       if (cached.status !== 'RUNNING') {
         const wasError = cached.status === 'ERROR';

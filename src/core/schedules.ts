@@ -14,6 +14,8 @@ export interface ScheduleSpec {
   catchUp: boolean;
   /** @default 0 */
   jitterMs?: number;
+  /** The agent's owner. @default '' */
+  owner?: string;
 }
 
 /**
@@ -114,6 +116,7 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
         const s = record as ScheduleState;
         s.expression = intern(record.expression);
         s.timezone = intern(record.timezone);
+        s.owner = intern(record.owner);
         s.version = ++versions;
         if (s.revision > revisions) revisions = s.revision;
         byAgent.set(s.agentId, s);
@@ -173,6 +176,7 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
         agentId,
         ...spec,
         jitterMs: spec.jitterMs ?? 0,
+        owner: intern(spec.owner ?? ''),
         expression: intern(spec.expression),
         timezone: intern(spec.timezone),
         paused: false,
@@ -216,6 +220,7 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
       const s = stored as ScheduleState;
       s.expression = intern(stored.expression);
       s.timezone = intern(stored.timezone);
+      s.owner = intern(stored.owner);
       s.version = ++versions;
       // A stored next fire already past was fired (or will be claimed as taken) elsewhere: plan the one after now.
       const now = clock.now();

@@ -212,6 +212,15 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('pauses_agent_paused').on('pauses').columns(['agent_id', 'paused_at']).execute();
     },
   },
+  '0012_schedule_owner': {
+    // The agent's owner beside its schedule (it never changes): the queue's fair share needs it for a fire
+    // without reading the agent first (core/executor.ts).
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('schedules').addColumn('owner', 'varchar(200)', (c) => c.notNull().defaultTo('')).execute();
+      await sql`UPDATE schedules SET owner = (SELECT agents.owner FROM agents WHERE agents.id = schedules.agent_id)
+        WHERE EXISTS (SELECT 1 FROM agents WHERE agents.id = schedules.agent_id)`.execute(db);
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -105,6 +105,7 @@ export const schedules = table<ScheduleRecord>()('schedules', 'agentId', {
   paused: col('paused', 'integer', bool),
   catchUp: col('catch_up', 'integer', bool),
   jitterMs: col('jitter_ms', 'integer', num),
+  owner: col('owner', 'text', text()),
   nextRunAt: col('next_run_at', 'bigint', numOrNull),
   pauseReason: col('pause_reason', 'text', textOrNull as Codec<PauseReason | null, string | null>),
   resumeAt: col('resume_at', 'bigint', numOrNull),
