@@ -26,6 +26,8 @@ const NOT_ON_POSTGRES = [
   // Pure, or a browser's CORS checks: the database changes nothing they test.
   'test/cron-oracle.test.ts',
   'test/cors-browser.test.ts',
+  // A browser's view of the dashboard: the database changes nothing it tests.
+  'test/dashboard-browser.test.ts',
   'test/core/timeline.test.ts',
   'test/lint.test.ts',
   'test/config.test.ts',

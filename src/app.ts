@@ -26,6 +26,7 @@ import { createRestHandler } from './transport/rest/handler.ts';
 import { attachSocketIo } from './transport/socketio.ts';
 import { createTrpcTransport } from './transport/trpc/adapter.ts';
 import { createMetrics } from './transport/metrics.ts';
+import { createStaticHandler } from './transport/static.ts';
 
 /**
  * The composition root: builds everything from a config and a database dialect, and disposes
@@ -191,11 +192,16 @@ export async function createApp(options: AppOptions) {
   });
   const trpc = createTrpcTransport({ auth, services, maxBatch: config.TRPC_MAX_BATCH, logger, clock, authGraceMs: config.SOCKET_AUTH_GRACE_MS, maxSubscriptions: config.MAX_SUBSCRIPTIONS_PER_SOCKET });
   const upgradeTrpc = afterStart(trpc.upgrade);
+  const dashboard = createStaticHandler({ logger });
   const http = createHttpServer({
     rest: afterStart(createRestHandler({ services, auth, logger })),
     logger,
     config,
-    mounts: [{ prefix: '/trpc', handle: afterStart(trpc.handle) }, { prefix: '/metrics', handle: metrics.handle }],
+    mounts: [
+      { prefix: '/trpc', handle: afterStart(trpc.handle) }, { prefix: '/metrics', handle: metrics.handle },
+      // The dashboard (web/dist): the page at `/` only, and its hashed assets.
+      { prefix: '/', exact: true, handle: dashboard }, { prefix: '/assets', handle: dashboard },
+    ],
     upgrades: [{
       prefix: '/trpc',
       handle: (req, socket, head) => void upgradeTrpc(req, socket, head).catch((err: unknown) => {

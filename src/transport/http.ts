@@ -31,8 +31,8 @@ export interface HttpDeps {
   logger: Logger;
   /** @default HTTP_DEFAULTS, and CORS for the server's own origin only */
   config?: Partial<HttpConfig>;
-  /** Extra request handlers by path prefix (tRPC); the first that claims a request serves it. */
-  mounts?: { prefix: string; handle: (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void> }[];
+  /** Extra request handlers by path prefix (tRPC); the first that claims a request serves it. `exact`: that path only (the dashboard's `/`). */
+  mounts?: { prefix: string; exact?: boolean; handle: (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void> }[];
   /** WebSocket upgrades by path prefix. Paths listed in `foreignUpgrades` belong to a library that listens itself (Socket.IO). */
   upgrades?: { prefix: string; handle: (req: IncomingMessage, socket: Duplex, head: Buffer) => void }[];
   foreignUpgrades?: string[];
@@ -101,7 +101,7 @@ export function createHttpServer({ rest, logger, config = {}, mounts = [], upgra
     }
     const path = url.pathname;
     for (const m of mounts) {
-      if (path === m.prefix || path.startsWith(m.prefix.endsWith('/') ? m.prefix : `${m.prefix}/`)) {
+      if (path === m.prefix || (!m.exact && path.startsWith(m.prefix.endsWith('/') ? m.prefix : `${m.prefix}/`))) {
         void Promise.resolve(m.handle(req, res, url)).catch((err) => sendError(res, err, logger));
         return;
       }

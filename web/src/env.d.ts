@@ -1,0 +1,2 @@
+// Vite bundles imported CSS; TypeScript needs to know such an import is allowed.
+declare module '*.css';
