@@ -1,5 +1,6 @@
 import { occurrencesBetween } from './cron.ts';
 import { badRequest } from './errors.ts';
+import { LEDGER_MAX_SLOTS } from './limits.ts';
 import { BUSY } from './runs.ts';
 import type { LedgerFacts, PauseRecord, RunRecord, ScheduleRecord } from './store.ts';
 
@@ -19,8 +20,6 @@ export interface LedgerEntry {
   note?: string;
 }
 
-/** Slots one ledger call may cover: a larger range is a 400. */
-export const LEDGER_MAX_SLOTS = 1000;
 
 /** The slots of `expression` in [from, to), at most LEDGER_MAX_SLOTS (more is a 400 naming the range). */
 export function ledgerSlots(expression: string, timezone: string, from: number, to: number): number[] {

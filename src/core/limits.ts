@@ -120,6 +120,8 @@ export const MAX_AGENTS_PER_OWNER = 10_000;
  * people, not a loop. Skipped ones count: each is a stored run and its events. Env MANUAL_RUNS_PER_MINUTE. @default 60
  */
 export const MANUAL_RUNS_PER_MINUTE = 60;
+/** Slots one ledger call may cover (`GET /api/agents/:id/ledger`); a larger range is a 400 naming `query.to`. One call for 1,000 takes ~40 ms. @default 1000 */
+export const LEDGER_MAX_SLOTS = 1000;
 /** How long a manual run's `Idempotency-Key` answers the same run (CONTRACT §11): 24 h, as Stripe and the IETF draft keep them. */
 export const IDEMPOTENCY_KEY_TTL_MS = 24 * 60 * 60_000;
 /**

@@ -28,7 +28,7 @@ export const REDACTED_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}
 export const CENSOR = '[redacted]';
 
 export function createLogger({ format = 'json', level = 'info', write, colorize = false }: LoggerOptions): Logger {
-  const pretty = format === 'pretty' ? prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', messageKey: 'message' }) : undefined;
+  const pretty = format === 'pretty' ? prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname', messageKey: 'message' }) : undefined;
   const out = pino(
     {
       level,
