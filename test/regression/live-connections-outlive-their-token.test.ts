@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/core/clock.ts';
 import { CLOCK_TOLERANCE_S } from '../../src/core/limits.ts';
 import { startServer } from '../harness.ts';
+import { trpcAnswer } from './trpc-ws.ts';
 
 /**
  * Issue 12 §2: a Socket.IO connection and a running tRPC subscription kept delivering after their token's `exp`.
@@ -14,28 +15,6 @@ import { startServer } from '../harness.ts';
 /** A token living 60 s, and how far the clock must move for it to be past `exp` + the tolerance. */
 const TTL_S = 60;
 const PAST_EXPIRY_MS = (TTL_S + CLOCK_TOLERANCE_S) * 1000 + 1000;
-
-/**
- * Sends one tRPC message and resolves with the first answer of the same id that `pred` accepts (tRPC's keep-alive
- * "PING" frames are not JSON and are passed over).
- */
-function answer(ws: WebSocket, message: { id: number; method: string; params?: unknown }, pred: (m: any) => boolean = () => true): Promise<any> {
-  return new Promise((resolve) => {
-    const onMessage = (raw: WebSocket.RawData) => {
-      let m: { id?: unknown };
-      try {
-        m = JSON.parse(String(raw)) as { id?: unknown };
-      } catch {
-        return;
-      }
-      if (m.id !== message.id || !pred(m)) return;
-      ws.off('message', onMessage);
-      resolve(m);
-    };
-    ws.on('message', onMessage);
-    ws.send(JSON.stringify(message));
-  });
-}
 
 describe('a live connection whose token expires', () => {
   it('is closed with 4401 on a tRPC WebSocket, its subscription with it', async () => {
@@ -48,11 +27,11 @@ describe('a live connection whose token expires', () => {
       const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
       ws.send(JSON.stringify({ method: 'connectionParams', data: { token } }));
       // The subscription runs: its first event (the figures now) has arrived.
-      const started = await answer(ws, { id: 1, method: 'subscription', params: { path: 'events.scheduler', input: { json: {} } } });
+      const started = await trpcAnswer(ws, { id: 1, method: 'subscription', params: { path: 'events.scheduler', input: { json: {} } } });
       expect(started.result?.type).toBe('started');
       // Short of the deadline the socket still serves: a second subscription starts.
       clock.advance(PAST_EXPIRY_MS - 2000);
-      expect((await answer(ws, { id: 2, method: 'subscription', params: { path: 'events.scheduler', input: { json: {} } } })).result?.type).toBe('started');
+      expect((await trpcAnswer(ws, { id: 2, method: 'subscription', params: { path: 'events.scheduler', input: { json: {} } } })).result?.type).toBe('started');
       clock.advance(2000);
       expect(await closed).toEqual({ code: 4401, reason: expect.stringMatching(/token expired/i) });
     } finally {

@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 import { startServer } from '../harness.ts';
+import { trpcAnswer } from './trpc-ws.ts';
 
 /**
  * Issue 12 §4, for tRPC WebSockets as for Socket.IO: a WebSocket that never sent a token was held open, and one
@@ -16,29 +17,7 @@ function open(url: string): Promise<WebSocket> {
   });
 }
 
-/**
- * Sends one tRPC message and resolves with the first answer of the same id that `pred` accepts (tRPC's keep-alive
- * "PING" frames are not JSON and are passed over).
- */
-function answer(ws: WebSocket, message: { id: number; method: string; params?: unknown }, pred: (m: any) => boolean = () => true): Promise<any> {
-  return new Promise((resolve) => {
-    const onMessage = (raw: WebSocket.RawData) => {
-      let m: { id?: unknown };
-      try {
-        m = JSON.parse(String(raw)) as { id?: unknown };
-      } catch {
-        return;
-      }
-      if (m.id !== message.id || !pred(m)) return;
-      ws.off('message', onMessage);
-      resolve(m);
-    };
-    ws.on('message', onMessage);
-    ws.send(JSON.stringify(message));
-  });
-}
-
-const subscribe = (ws: WebSocket, id: number) => answer(ws, { id, method: 'subscription', params: { path: 'events.scheduler', input: { json: {} } } });
+const subscribe = (ws: WebSocket, id: number) => trpcAnswer(ws, { id, method: 'subscription', params: { path: 'events.scheduler', input: { json: {} } } });
 
 describe('tRPC WebSocket limits', () => {
   it('closes a WebSocket that sends no valid token within SOCKET_AUTH_GRACE_MS', async () => {
@@ -79,11 +58,11 @@ describe('tRPC WebSocket limits', () => {
       ws.send(JSON.stringify({ method: 'connectionParams', data: { token: await s.token() } }));
       expect((await subscribe(ws, 1)).result?.type).toBe('started');
       expect((await subscribe(ws, 2)).result?.type).toBe('started');
-      const over = await answer(ws, { id: 3, method: 'subscription', params: { path: 'events.scheduler', input: { json: {} } } }, (m) => m.error !== undefined);
+      const over = await trpcAnswer(ws, { id: 3, method: 'subscription', params: { path: 'events.scheduler', input: { json: {} } } }, (m) => m.error !== undefined);
       expect(over.error.json).toMatchObject({ data: { code: 'TOO_MANY_REQUESTS' }, message: expect.stringMatching(/MAX_SUBSCRIPTIONS_PER_SOCKET/) });
       // One stopped, a new one is taken and runs (its first event, the figures now, arrives).
-      expect(await answer(ws, { id: 1, method: 'subscription.stop' }, (m) => m.result?.type === 'stopped')).toBeDefined();
-      const fourth = await answer(ws, { id: 4, method: 'subscription', params: { path: 'events.scheduler', input: { json: {} } } }, (m) => m.result?.type !== 'started');
+      expect(await trpcAnswer(ws, { id: 1, method: 'subscription.stop' }, (m) => m.result?.type === 'stopped')).toBeDefined();
+      const fourth = await trpcAnswer(ws, { id: 4, method: 'subscription', params: { path: 'events.scheduler', input: { json: {} } } }, (m) => m.result?.type !== 'started');
       expect(fourth.result).toMatchObject({ type: 'data' });
     } finally {
       ws.terminate();
