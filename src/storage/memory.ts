@@ -1,9 +1,10 @@
 import { silentLogger, type Logger } from '../core/logger.ts';
 import type { AgentRecord, EventRecord, Fence, NewEvent, RunRecord, Store, WriteOp } from '../core/store.ts';
-import { decideClaims, queueOrder } from './claims.ts';
+import { decideClaims } from './claims.ts';
 import { createEventFeed, stampIds } from './event-feed.ts';
 import { agents, events, fromRow, pauses, runs, schedules, setColumns, toRow, usageDays, type Row, type TableSpec } from './tables.ts';
 import { createMemoryIdempotency } from './memory-idempotency.ts';
+import { createMemoryLeases } from './memory-leases.ts';
 import { createMemoryLedger } from './memory-ledger.ts';
 import { byNewest, createMemoryInstances } from './memory-rows.ts';
 import { createMemoryReads } from './memory-reads.ts';
@@ -242,33 +243,7 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
         }),
       );
     },
-    take: (instanceId, now, leaseUntil, ids, more) =>
-      chain.serial(async () =>
-        transaction(() => {
-          const due = (r: Row | undefined): r is Row => r !== undefined && r['status'] === 'queued' && (r['scheduled_at'] as number) <= now;
-          const picked = [...new Set(ids)].map((id) => runRows.get(id)).filter(due);
-          const chosen = new Set(picked);
-          if (more > 0) {
-            const others = openRuns().filter((r) => due(r) && !chosen.has(r)).map((r) => fromRow(runs, r)).sort(queueOrder).slice(0, more);
-            for (const r of others) picked.push(runRows.get(r.id)!);
-          }
-          return picked.map((r) => setRun(r, { status: 'running', instance_id: instanceId, started_at: now, lease_until: leaseUntil, epoch: (r['epoch'] as number) + 1 }));
-        }),
-      ),
-    renewLeases: (instanceId, leaseUntil) =>
-      chain.serial(async () =>
-        transaction(() => {
-          for (const r of openRuns()) if (r['status'] === 'running' && r['instance_id'] === instanceId) setRun(r, { lease_until: leaseUntil });
-        }),
-      ),
-    reapExpired: (now, error) =>
-      chain.serial(async () =>
-        transaction(() =>
-          openRuns()
-            .filter((r) => r['status'] === 'running' && r['lease_until'] !== null && (r['lease_until'] as number) < now)
-            .map((r) => setRun(r, { status: 'failed', error, finished_at: now, epoch: (r['epoch'] as number) + 1, lease_until: null })),
-        ),
-      ),
+    ...createMemoryLeases({ runRows, openRuns, setRun, atomically: (work) => chain.serial(async () => transaction(work)) }),
     endTimedPause: (agentId, revision, set) =>
       chain.serial(async () => {
         const row = scheduleRows.get(agentId);
