@@ -1,4 +1,5 @@
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { withSchemaIntrospection } from './schema-introspector.ts';
 import { isSharedDatabase } from './sql.ts';
 
 /**
@@ -253,7 +254,8 @@ export async function migrate(db: Kysely<any>, options: { schema?: string } = {}
       // for its own; named, it looks in that one only. The schema it would create them in unnamed is the
       // connection's current one, so naming that keeps existing databases as they are.
       const schema = options.schema ?? (await sql<{ name: string }>`SELECT current_schema() AS name`.execute(conn)).rows[0]?.name;
-      return await migrateOn(conn, schema);
+      // Asking about that schema only (schema-introspector.ts): others' DDL elsewhere in the database cannot fail it.
+      return await migrateOn(schema === undefined ? conn : withSchemaIntrospection(conn, schema), schema);
     } finally {
       await sql`SELECT pg_advisory_unlock(${lockKey})`.execute(conn);
     }
