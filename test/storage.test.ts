@@ -427,17 +427,19 @@ describe.each(stores)('claims, the queue and leases on %s', (name, open) => {
     expect((await repo.take('i1', 10, 20, ['r1'], 0)).map((r) => r.id)).toEqual(['r1']);
   });
 
-  it('renews the leases of the running runs of one instance only', async () => {
+  it('renews the leases of the running runs one instance names and holds, and no others', async () => {
     await using repo = await open();
-    for (const id of ['m1', 'm2', 'o1']) repo.write({ op: 'run.insert', run: run(id, id, 1) });
+    for (const id of ['m1', 'm2', 'm3', 'o1']) repo.write({ op: 'run.insert', run: run(id, id, 1) });
     repo.write({ op: 'run.insert', run: run('q', 'q', 50) });
-    await repo.take('me', 10, 20, ['m1', 'm2'], 0);
+    await repo.take('me', 10, 20, ['m1', 'm2', 'm3'], 0);
     await repo.take('other', 10, 20, ['o1'], 0);
     // Renewed after the writes buffered before it: m2's finish lands first, so m2 keeps no lease.
     repo.write({ op: 'run.update', id: 'm2', set: { status: 'completed' } });
-    await repo.renewLeases('me', 99);
+    // m3 is 'me's in the database but not named: a take whose answer never reached it. Its lease runs out.
+    await repo.renewLeases('me', 99, ['m1', 'm2', 'o1', 'q']);
     expect((await repo.getRun('m1'))!.leaseUntil).toBe(99);
     expect((await repo.getRun('m2'))!.leaseUntil).toBe(20);
+    expect((await repo.getRun('m3'))!.leaseUntil).toBe(20);
     expect((await repo.getRun('o1'))!.leaseUntil).toBe(20);
     expect((await repo.getRun('q'))!.leaseUntil).toBeNull();
   });
@@ -447,7 +449,7 @@ describe.each(stores)('claims, the queue and leases on %s', (name, open) => {
     for (const id of ['dead', 'edge', 'alive']) repo.write({ op: 'run.insert', run: run(id, id, 1) });
     await repo.take('i1', 5, 100, ['dead', 'edge'], 0);
     await repo.take('i2', 5, 200, ['alive'], 0);
-    await repo.renewLeases('i1', 100);
+    await repo.renewLeases('i1', 100, ['dead', 'edge']);
     repo.write({ op: 'run.update', id: 'edge', set: { leaseUntil: 150 } });
     const reaped = await repo.reapExpired(150, 'interrupted');
     expect(reaped).toEqual([run('dead', 'dead', 1, { status: 'failed', error: 'interrupted', instanceId: 'i1', startedAt: 5, finishedAt: 150, epoch: 2, leaseUntil: null })]);

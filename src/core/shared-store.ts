@@ -156,7 +156,10 @@ export function createSharedStore({ store, clock, log, lifecycle, schedules, act
   async function maintainLeases(): Promise<void> {
     if (lifecycle.stopping || !lifecycle.started) return;
     const now = clock.now();
-    await store.renewLeases(instanceId, now + leaseMs);
+    // The runs this instance holds as handed to it (running, waiting for a slot or in one): only those.
+    const held: string[] = [];
+    for (const a of active.values()) if (a.run.status === 'running' && a.run.instanceId === instanceId) held.push(a.run.id);
+    await store.renewLeases(instanceId, now + leaseMs, held);
     await reapExpired(recovery, now);
   }
 

@@ -112,8 +112,13 @@ export interface SchedulerStore {
    * as stored. Ordered with the write path like `claim`.
    */
   take(instanceId: string, now: number, leaseUntil: number, ids: readonly string[], more: number): Promise<RunRecord[]>;
-  /** Extends the lease of every run this instance holds (running, instanceId = it). */
-  renewLeases(instanceId: string, leaseUntil: number): Promise<void>;
+  /**
+   * Extends the leases of the runs `runIds` that are running with `instanceId`: the ones the instance
+   * knows it holds. Not every row with its id: a take whose commit went through but whose answer was cut
+   * (a database outage) leaves a running row the instance never learnt of, and renewing that would keep
+   * it running forever, its agent's fires skipped as busy; unrenewed, it is reaped and retried.
+   */
+  renewLeases(instanceId: string, leaseUntil: number, runIds: readonly string[]): Promise<void>;
   /** Ids of the running runs this instance holds whose cancel another instance recorded (`cancelRequestedAt`), for it to abort. */
   cancelRequests(instanceId: string): Promise<string[]>;
   /**

@@ -123,9 +123,12 @@ export function createClaimMethods(db: Kysely<Database>, st: ReturnType<typeof c
     // On the write path, not beside it like the instance heartbeat: it updates many of the rows this
     // instance's own batches update, and two transactions that lock the same rows in different orders
     // can deadlock. It waits only for the batch in flight (batches are bounded, see write-batch.ts).
-    renewLeases(instanceId, leaseUntil) {
+    renewLeases(instanceId, leaseUntil, runIds) {
+      const ids = [...new Set(runIds)];
       return chain.serial(async () => {
-        await db.updateTable('runs').set({ lease_until: leaseUntil }).where('status', '=', 'running').where('instance_id', '=', instanceId).execute();
+        for (const list of chunks(ids)) {
+          await db.updateTable('runs').set({ lease_until: leaseUntil }).where('id', 'in', list).where('status', '=', 'running').where('instance_id', '=', instanceId).execute();
+        }
       });
     },
 

@@ -26,9 +26,12 @@ export function createMemoryLeases({ runRows, openRuns, setRun, atomically }: Me
         }
         return picked.map((r) => setRun(r, { status: 'running', instance_id: instanceId, started_at: now, lease_until: leaseUntil, epoch: (r['epoch'] as number) + 1 }));
       }),
-    renewLeases: (instanceId, leaseUntil) =>
+    renewLeases: (instanceId, leaseUntil, runIds) =>
       atomically(() => {
-        for (const r of openRuns()) if (r['status'] === 'running' && r['instance_id'] === instanceId) setRun(r, { lease_until: leaseUntil });
+        for (const id of new Set(runIds)) {
+          const r = runRows.get(id);
+          if (r?.['status'] === 'running' && r['instance_id'] === instanceId) setRun(r, { lease_until: leaseUntil });
+        }
       }),
     reapExpired: (now, error) =>
       atomically(() =>
