@@ -33,11 +33,11 @@ const action: fc.Arbitrary<Action> = fc.oneof(
 const instance = fc.record({ limit: fc.integer({ min: 1, max: 3 }), actions: fc.array(action, { minLength: 1, maxLength: 6 }) });
 
 const schedule = (agentId: string): ScheduleRecord => ({
-  agentId, jobId: agentId, expression: '* * * * *', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: false, nextRunAt: null, pauseReason: null, resumeAt: null, pauseNote: null, jitterMs: 0, owner: 'alice', revision: 0, changedAt: 1, createdAt: 1, updatedAt: 1,
+  agentId, jobId: agentId, expression: '* * * * *', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: false, nextRunAt: null, pauseReason: null, resumeAt: null, pauseNote: null, jitterMs: 0, catchUpPolicy: 'latest', catchUpWindowMs: null, overlap: 'skip', owner: 'alice', revision: 0, changedAt: 1, createdAt: 1, updatedAt: 1,
 });
 const fire = (id: string, agentId: string, slot: number): RunRecord => ({
   id, agentId, jobId: agentId, trigger: 'schedule', attempt: 1, status: 'queued', priority: 1 + (slot % 4), scheduledAt: slot, startedAt: null, finishedAt: null,
-  durationMs: null, progress: null, error: null, dedupeKey: `${agentId}@${slot}`, instanceId: null, epoch: 0, leaseUntil: null, cancelRequestedAt: null, output: null, outputTruncated: false, usageModel: null, inputTokens: null, outputTokens: null, costUsd: null, createdAt: slot,
+  durationMs: null, progress: null, error: null, dedupeKey: `${agentId}@${slot}`, waiting: false, instanceId: null, epoch: 0, leaseUntil: null, cancelRequestedAt: null, output: null, outputTruncated: false, usageModel: null, inputTokens: null, outputTokens: null, costUsd: null, createdAt: slot,
 });
 
 describe.skipIf(!TEST_POSTGRES_URL)('claims under contention on postgres', () => {

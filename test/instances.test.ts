@@ -281,7 +281,7 @@ describe('start order', () => {
         op: 'run.insert',
         run: {
           id: 'run_live', agentId: 'a', jobId: 'a', trigger: 'manual', attempt: 1, status: 'running', priority: 2, scheduledAt: 1, startedAt: 1,
-          finishedAt: null, durationMs: null, progress: 50, error: null, dedupeKey: null, instanceId: 'inst_owner', epoch: 1, leaseUntil: null, cancelRequestedAt: null, output: null, outputTruncated: false, usageModel: null, inputTokens: null, outputTokens: null, costUsd: null, createdAt: 1,
+          finishedAt: null, durationMs: null, progress: 50, error: null, dedupeKey: null, waiting: false, instanceId: 'inst_owner', epoch: 1, leaseUntil: null, cancelRequestedAt: null, output: null, outputTruncated: false, usageModel: null, inputTokens: null, outputTokens: null, costUsd: null, createdAt: 1,
         },
       });
       await repo.flush();

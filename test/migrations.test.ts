@@ -12,7 +12,7 @@ describe('migrations', () => {
     using dir = tempDir();
     const url = `file:${join(dir.path, 'm.db')}`;
     const db = new Kysely<any>({ dialect: betterSqliteDialect(url) });
-    expect((await migrate(db)).applied).toEqual(['0001_init', '0002_partial_open_runs_index', '0003_instances_and_event_ids', '0004_claims_leases_fences', '0005_cancel_requests_revisions_changes', '0006_outputs_usage_budgets', '0007_usage_days', '0008_idempotency_keys', '0009_pause_notes', '0010_schedule_jitter', '0011_pauses', '0012_schedule_owner']);
+    expect((await migrate(db)).applied).toEqual(['0001_init', '0002_partial_open_runs_index', '0003_instances_and_event_ids', '0004_claims_leases_fences', '0005_cancel_requests_revisions_changes', '0006_outputs_usage_budgets', '0007_usage_days', '0008_idempotency_keys', '0009_pause_notes', '0010_schedule_jitter', '0011_pauses', '0012_schedule_owner', '0013_overlap_catch_up_backfill']);
     expect((await migrate(db)).applied).toEqual([]);
     const tables = (await db.introspection.getTables()).map((t) => t.name).sort();
     expect(tables).toEqual(expect.arrayContaining(['agents', 'events', 'runs', 'schedules']));
@@ -67,9 +67,9 @@ describe('migrations on PostgreSQL', () => {
     try {
       const results = await Promise.all(dbs.map((db) => migrate(db, { schema })));
       const applied = results.map((r) => r.applied).sort((a, b) => b.length - a.length);
-      expect(applied).toEqual([['0001_init', '0002_partial_open_runs_index', '0003_instances_and_event_ids', '0004_claims_leases_fences', '0005_cancel_requests_revisions_changes', '0006_outputs_usage_budgets', '0007_usage_days', '0008_idempotency_keys', '0009_pause_notes', '0010_schedule_jitter', '0011_pauses', '0012_schedule_owner'], [], []]);
+      expect(applied).toEqual([['0001_init', '0002_partial_open_runs_index', '0003_instances_and_event_ids', '0004_claims_leases_fences', '0005_cancel_requests_revisions_changes', '0006_outputs_usage_budgets', '0007_usage_days', '0008_idempotency_keys', '0009_pause_notes', '0010_schedule_jitter', '0011_pauses', '0012_schedule_owner', '0013_overlap_catch_up_backfill'], [], []]);
       const recorded = await admin.query(`SELECT name FROM ${schema}.kysely_migration ORDER BY name`);
-      expect(recorded.rows.map((r) => r.name)).toEqual(['0001_init', '0002_partial_open_runs_index', '0003_instances_and_event_ids', '0004_claims_leases_fences', '0005_cancel_requests_revisions_changes', '0006_outputs_usage_budgets', '0007_usage_days', '0008_idempotency_keys', '0009_pause_notes', '0010_schedule_jitter', '0011_pauses', '0012_schedule_owner']);
+      expect(recorded.rows.map((r) => r.name)).toEqual(['0001_init', '0002_partial_open_runs_index', '0003_instances_and_event_ids', '0004_claims_leases_fences', '0005_cancel_requests_revisions_changes', '0006_outputs_usage_budgets', '0007_usage_days', '0008_idempotency_keys', '0009_pause_notes', '0010_schedule_jitter', '0011_pauses', '0012_schedule_owner', '0013_overlap_catch_up_backfill']);
       const counters = await admin.query(`SELECT name, value FROM ${schema}.counters ORDER BY name`);
       expect(counters.rows).toEqual([{ name: 'event_id', value: 0 }, { name: 'schedule_revision', value: 0 }]);
       // The lock is given back: a later start finds nothing to do.
@@ -105,7 +105,7 @@ describe('migrations on PostgreSQL', () => {
       const tables = await holder.query('SELECT table_name FROM information_schema.tables WHERE table_schema = $1', [schema]);
       expect(tables.rows).toEqual([]);
       await holder.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY.toString()]);
-      expect((await migrated).applied).toHaveLength(12);
+      expect((await migrated).applied).toHaveLength(13);
     } finally {
       await db.destroy();
       await holder.query(`DROP SCHEMA ${schema} CASCADE`);

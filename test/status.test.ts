@@ -67,11 +67,11 @@ const agent = (id: string): AgentRecord => ({
 });
 const schedule = (agentId: string, extra: Partial<ScheduleRecord>): ScheduleRecord => ({
   agentId, jobId: agentId, expression: '@daily', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: true,
-  nextRunAt: null, pauseReason: null, resumeAt: null, pauseNote: null, jitterMs: 0, owner: 'alice', revision: 1, changedAt: 1, createdAt: 1, updatedAt: 1, ...extra,
+  nextRunAt: null, pauseReason: null, resumeAt: null, pauseNote: null, jitterMs: 0, catchUpPolicy: 'latest', catchUpWindowMs: null, overlap: 'skip', owner: 'alice', revision: 1, changedAt: 1, createdAt: 1, updatedAt: 1, ...extra,
 });
 const run = (id: string, agentId: string, extra: Partial<RunRecord>): RunRecord => ({
   id, agentId, jobId: agentId, trigger: 'manual', attempt: 1, status: 'queued', priority: 2, scheduledAt: 1000,
-  startedAt: null, finishedAt: null, durationMs: null, progress: null, error: null, dedupeKey: null, instanceId: null,
+  startedAt: null, finishedAt: null, durationMs: null, progress: null, error: null, dedupeKey: null, waiting: false, instanceId: null,
   epoch: 0, leaseUntil: null, cancelRequestedAt: null, output: null, outputTruncated: false, usageModel: null, inputTokens: null, outputTokens: null, costUsd: null, createdAt: 1, ...extra,
 });
 

@@ -75,10 +75,10 @@ const agent = (id: string, owner = 'alice', extra: Partial<AgentRecord> = {}): A
 });
 const run = (id: string, agentId: string, createdAt: number, extra: Partial<RunRecord> = {}): RunRecord => ({
   id, agentId, jobId: agentId, trigger: 'schedule', attempt: 1, status: 'queued', priority: 2, scheduledAt: createdAt,
-  startedAt: null, finishedAt: null, durationMs: null, progress: null, error: null, dedupeKey: null, instanceId: null, epoch: 0, leaseUntil: null, cancelRequestedAt: null, output: null, outputTruncated: false, usageModel: null, inputTokens: null, outputTokens: null, costUsd: null, createdAt, ...extra,
+  startedAt: null, finishedAt: null, durationMs: null, progress: null, error: null, dedupeKey: null, waiting: false, instanceId: null, epoch: 0, leaseUntil: null, cancelRequestedAt: null, output: null, outputTruncated: false, usageModel: null, inputTokens: null, outputTokens: null, costUsd: null, createdAt, ...extra,
 });
 const schedule = (agentId: string, extra: Partial<ScheduleRecord> = {}): ScheduleRecord => ({
-  agentId, jobId: agentId, expression: '@daily', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: true, nextRunAt: null, pauseReason: null, resumeAt: null, pauseNote: null, jitterMs: 0, owner: 'alice', revision: 0, changedAt: 1, createdAt: 1, updatedAt: 1, ...extra,
+  agentId, jobId: agentId, expression: '@daily', timezone: 'UTC', priority: 2, enabled: true, paused: false, catchUp: true, nextRunAt: null, pauseReason: null, resumeAt: null, pauseNote: null, jitterMs: 0, catchUpPolicy: 'latest', catchUpWindowMs: null, overlap: 'skip', owner: 'alice', revision: 0, changedAt: 1, createdAt: 1, updatedAt: 1, ...extra,
 });
 
 describe.each(stores)('storage contract on %s', (_name, open) => {

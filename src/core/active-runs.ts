@@ -32,7 +32,9 @@ export interface ActiveRuns {
 
 /** `onChange` is called whenever the figures (queued, running) may have changed. */
 export function createActiveRuns(onChange: () => void): ActiveRuns {
+  /** The run of each agent; with the overlap policy `allow` an agent may have more, counted in `besides`. */
   const byAgent = new Map<string, ActiveRun>();
+  const besides = new Map<string, number>();
   const byId = new Map<string, ActiveRun>();
   let queued = 0;
   let running = 0;
@@ -45,7 +47,10 @@ export function createActiveRuns(onChange: () => void): ActiveRuns {
   return {
     add(run) {
       const active: ActiveRun = { run, state: 'waiting', controller: new AbortController() };
-      byAgent.set(run.agentId, active);
+      const other = byAgent.get(run.agentId);
+      // Another run of the agent held beside it (`allow`) stays the agent's; the same run added again replaces itself.
+      if (other && other.run.id !== run.id && byId.get(other.run.id) === other) besides.set(run.agentId, (besides.get(run.agentId) ?? 0) + 1);
+      else byAgent.set(run.agentId, active);
       byId.set(run.id, active);
       return active;
     },
@@ -59,8 +64,17 @@ export function createActiveRuns(onChange: () => void): ActiveRuns {
     remove(active) {
       if (byId.get(active.run.id) !== active) return false;
       leave(active.state);
-      if (byAgent.get(active.run.agentId) === active) byAgent.delete(active.run.agentId);
       byId.delete(active.run.id);
+      const agentId = active.run.agentId;
+      const more = besides.get(agentId);
+      if (more === undefined) {
+        if (byAgent.get(agentId) === active) byAgent.delete(agentId);
+      } else {
+        if (more > 1) besides.set(agentId, more - 1);
+        else besides.delete(agentId);
+        // The agent's entry goes to another of its runs (rare: only `allow` holds several, so a scan is fine).
+        if (byAgent.get(agentId) === active) for (const o of byId.values()) if (o.run.agentId === agentId) { byAgent.set(agentId, o); break; }
+      }
       onChange();
       return true;
     },

@@ -178,8 +178,10 @@ export function createClaimer({ store, log, settle, afterSend, held, decideHere 
   }
 
   /** The outcome `store.claim` would give, when this process can know it; undefined sends the claim to the database. */
-  function decide({ run, revision, busy }: RunClaim): ClaimOutcome | undefined {
+  function decide({ run, revision, busy, overlap }: RunClaim): ClaimOutcome | undefined {
     if (floor === undefined || sentAgents.has(run.agentId)) return undefined;
+    // A fire that waits, queues or replaces while the agent is busy is the database's to decide (storage/claims.ts).
+    if (overlap !== undefined && held.busy(run.agentId)) return undefined;
     if (run.dedupeKey !== null) {
       if (run.trigger !== 'schedule' || run.scheduledAt <= floor) return undefined;
       const last = recorded.get(run.jobId);
@@ -190,7 +192,7 @@ export function createClaimer({ store, log, settle, afterSend, held, decideHere 
       if (!s || s.revision !== revision || !s.enabled || s.paused) return { outcome: 'stale', run };
     }
     if (run.dedupeKey !== null) recorded.set(run.jobId, run.scheduledAt);
-    if (busy !== undefined && held.busy(run.agentId)) {
+    if (overlap === undefined && busy !== undefined && held.busy(run.agentId)) {
       return { outcome: 'skipped', run: { ...run, status: 'skipped', error: busy, finishedAt: run.createdAt, leaseUntil: null } };
     }
     return { outcome: 'claimed', run };

@@ -99,6 +99,12 @@ export function latestOccurrence(expression: string, timezone: string, atMs: num
   return latest <= atMs ? latest : (before ?? null);
 }
 
+/** Up to `n` occurrences at or before `atMs`, oldest first: the latest ones, found in one backwards search. */
+export function latestOccurrences(expression: string, timezone: string, atMs: number, n: number): number[] {
+  const cron = pattern(expression, timezone).cron;
+  return cron.previousRuns(n + 1, new Date(atMs + 1)).map((d) => d.getTime()).filter((t) => t <= atMs).slice(0, n).reverse();
+}
+
 /** What `countOccurrences` found. */
 export interface OccurrenceCount {
   /** Occurrences in the range, at most the cap asked for. */

@@ -218,3 +218,10 @@ export const MAX_CONFIG_HEADER_CHARS = 8192;
 export const MAX_METRIC_MODELS = 50;
 /** Longest model name kept as a label value; a longer one is cut to this many characters. @default 128 */
 export const MAX_METRIC_MODEL_CHARS = 128;
+
+/**
+ * Missed slots a catch-up with `{ policy: "all" }` runs at most (CONTRACT §11): the latest ones in its
+ * window, oldest first, one after another. A schedule every minute down a day missed 1,440; running them
+ * all would hold the agent for hours, so older ones stay missed (the ledger says so). @default 100
+ */
+export const CATCH_UP_ALL_MAX = 100;

@@ -50,6 +50,17 @@ export interface PauseRecord {
 /** Why a schedule is paused: by a caller (`pause`), or by its agent's budget until `resumeAt`. */
 export type PauseReason = 'manual' | 'budget';
 
+/**
+ * What a fire does while the agent has a run in progress (CONTRACT §11, "Overlap"): `skip` records it
+ * skipped; `queue-one` lets it wait and start after the run (at most one waits); `cancel-previous`
+ * cancels the run in progress and starts after it ends; `allow` starts it beside the other.
+ */
+export type OverlapPolicy = 'skip' | 'queue-one' | 'cancel-previous' | 'allow';
+export const OVERLAP_POLICIES: readonly OverlapPolicy[] = ['skip', 'queue-one', 'cancel-previous', 'allow'];
+
+/** Which missed slots a catch-up runs: the latest one, or every one (oldest first, at most CATCH_UP_ALL_MAX). */
+export type CatchUpPolicy = 'latest' | 'all';
+
 export interface ScheduleRecord {
   agentId: string;
   jobId: string;
@@ -60,6 +71,12 @@ export interface ScheduleRecord {
   enabled: boolean;
   paused: boolean;
   catchUp: boolean;
+  /** With `catchUp`: the latest missed slot (as the seed), or all of them. */
+  catchUpPolicy: CatchUpPolicy;
+  /** With `catchUp`: missed slots older than this (ms before the catch-up) are left alone; null: no limit. */
+  catchUpWindowMs: number | null;
+  /** What a fire does while a run of the agent is in progress. */
+  overlap: OverlapPolicy;
   /** The agent's owner (an agent's owner never changes): the queue serves owners in turn without reading the agent. */
   owner: string;
   /** Each fire starts up to this long after its slot, by a delay fixed per (job, slot) (core/jitter.ts); 0: on the slot. */
@@ -101,8 +118,14 @@ export interface RunRecord {
   durationMs: number | null;
   progress: number | null;
   error: string | null;
-  /** `jobId@scheduledAt` for schedule and catch-up fires: unique, so one slot never runs twice. */
+  /** `jobId@scheduledAt` for schedule, catch-up and backfill runs: unique, so one slot never runs twice. */
   dedupeKey: string | null;
+  /**
+   * Queued behind the agent's run in progress (a `queue-one` or `cancel-previous` fire, a backfill, an
+   * `all` catch-up): no instance takes it until the store lets it go, when the agent's open runs have
+   * ended, oldest slot first (`run.insert`/`run.update` batches and `promoteWaiting`).
+   */
+  waiting: boolean;
   /** The instance that ran it; null before it starts. */
   instanceId: string | null;
   /**

@@ -1,7 +1,7 @@
 import type { ActiveRuns } from './active-runs.ts';
 import type { AgentState } from './agent-state.ts';
-import { countOccurrences } from './cron.ts';
-import { MISSED_FIRES_COUNTED } from './limits.ts';
+import { countOccurrences, latestOccurrences } from './cron.ts';
+import { CATCH_UP_ALL_MAX, MISSED_FIRES_COUNTED } from './limits.ts';
 import type { Logger } from './logger.ts';
 import type { RunObserver } from './observer.ts';
 import { RunAbort } from './run-handler.ts';
@@ -41,6 +41,10 @@ export async function recoverOpenRuns(recovery: Recovery, now: number): Promise<
   for (const run of await store.loadOpenRuns()) {
     // No await when the agent is known: most open runs belong to agents already read for an earlier one.
     const agent = agents.get(run.agentId) ?? (await agents.load(run.agentId));
+    if (run.waiting) {
+      runs.foundWaiting(run); // the store lets it go when the runs before it end
+      continue;
+    }
     const a = active.add(run);
     if (run.status === 'running') {
       active.setState(a, 'running');
@@ -54,6 +58,8 @@ export async function recoverOpenRuns(recovery: Recovery, now: number): Promise<
   // Every run the predecessor left open is held or ended now, and it recorded no slot after `now` (it is
   // gone, and a slot is recorded once the clock reached it): later claims can be decided here (claims.ts).
   runs.decideClaimsAfter(now);
+  // A waiting run whose agent has nothing open left (a database from before a crash mid-way) goes now.
+  await store.promoteWaiting();
 }
 
 /**
@@ -126,10 +132,17 @@ function catchUp({ log, runs, schedules, observer }: Recovery, s: ScheduleState,
   const counted = found.capped ? `${found.count}+` : String(Math.max(1, found.count));
   const why = `missed ${counted} fire(s) while the server was down`;
   observer.firesMissed(s.agentId, Math.max(1, found.count), found.capped);
+  // The window: missed slots older than it are left alone (the ledger shows them missed).
+  const oldest = s.catchUpWindowMs === null ? s.nextRunAt : Math.max(s.nextRunAt, now - s.catchUpWindowMs);
   if (!s.catchUp) runs.recordSkipped(s, 'catchup', last, `${why}; catch-up is off`);
-  else {
+  else if (s.catchUpPolicy === 'all') {
+    // Every missed slot in the window, the latest CATCH_UP_ALL_MAX of them, oldest first: one after another.
+    const slots = latestOccurrences(s.expression, s.timezone, now, CATCH_UP_ALL_MAX).filter((t) => t >= oldest);
+    for (const t of slots) runs.offer(s, 'catchup', t, `${why}; ${BUSY}`, true);
+    log.info('catch-up runs claimed', { agentId: s.agentId, missed: counted, runs: slots.length });
+  } else if (last >= oldest) {
     runs.offer(s, 'catchup', last, `${why}; ${BUSY}`);
     log.info('catch-up run claimed', { agentId: s.agentId, missed: counted });
-  }
+  } else log.info('missed fires older than the catch-up window', { agentId: s.agentId, missed: counted });
   schedules.setNext(s, schedules.nextAfter(s, now));
 }

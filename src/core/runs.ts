@@ -10,7 +10,8 @@ import { createClaimer, type Claimer } from './claims.ts';
 import type { Logger } from './logger.ts';
 import { outputOf, usageOf } from './outputs.ts';
 import type { RunObserver } from './observer.ts';
-import type { AgentRecord, ClaimOutcome, Fence, RunClaim, RunRecord, SchedulerStore } from './store.ts';
+import { REPLACED, type AgentRecord, type ClaimOutcome, type Fence, type OverlapPolicy, type RunClaim, type RunRecord, type SchedulerStore } from './store.ts';
+import { RunAbort } from './run-handler.ts';
 import type { Timeline } from './timeline.ts';
 
 /**
@@ -100,6 +101,7 @@ export function createRuns(options: RunsOptions) {
       progress: null,
       error: null,
       dedupeKey,
+      waiting: false,
       instanceId: null, // set by the take that hands it to an instance
       epoch: 0,
       leaseUntil: null,
@@ -128,9 +130,46 @@ export function createRuns(options: RunsOptions) {
     observer.runSkipped(run);
   }
 
-  /** What the database answered for a claim: a claimed run is held; skipped and taken ones are done. */
+  /**
+   * Waiting runs per agent, on a store this process alone writes (memory or a locked SQLite file): the
+   * claims it decides itself count them as its busy agents (claims.ts), since no other instance can add or
+   * let go of one. Counted as they are claimed, found at start, let go and dropped.
+   */
+  const waiting = new Map<string, number>();
+  function noteWaiting(agentId: string, delta: 1 | -1): void {
+    if (store.shared) return;
+    const n = (waiting.get(agentId) ?? 0) + delta;
+    if (n > 0) waiting.set(agentId, n);
+    else waiting.delete(agentId);
+  }
+
+  /** The store let waiting runs go (the runs before them ended): each is held here like a run this instance claimed. */
+  const unlisten = store.onPromoted((let_go) => {
+    for (const run of let_go) {
+      noteWaiting(run.agentId, -1);
+      // A copy: the record becomes this instance's own (its take updates it), whoever else hears of it.
+      if (!active.byId(run.id) && run.status === 'queued') hold({ ...run });
+    }
+  });
+
+  /** What a `cancel-previous` claim ended or asked to stop: runs held here are let go (dropped) or aborted now. */
+  function replaced(o: ClaimOutcome): void {
+    const timestamp = iso(clock.now())!;
+    for (const id of o.dropped ?? []) {
+      // The claim's transaction wrote the end (under a new epoch); here it is only forgotten, and told.
+      const a = active.byId(id);
+      if (a) active.remove(a);
+      if (a?.run.waiting !== false) noteWaiting(o.run.agentId, -1);
+      events.emit('agent:cancelled', o.run.agentId, { agentId: o.run.agentId, jobId: o.run.jobId, runId: id, timestamp, status: 'cancelled' });
+    }
+    for (const id of o.cancels ?? []) active.byId(id)?.controller.abort(new RunAbort('cancel', REPLACED));
+  }
+
+  /** What the database answered for a claim: a claimed run is held (or, waiting, left for the store to let go); skipped and taken ones are done. */
   function settle(o: ClaimOutcome): Promise<void> | undefined {
-    if (o.outcome === 'claimed') hold(o.run);
+    if (o.outcome === 'claimed' && (o.dropped || o.cancels)) replaced(o);
+    if (o.outcome === 'claimed' && o.run.waiting) noteWaiting(o.run.agentId, 1);
+    else if (o.outcome === 'claimed') hold(o.run);
     // A skipped fire or manual run is a finished run row like any other: it counts towards the next trim.
     else if (o.outcome === 'skipped') {
       noteFinished(o.run.agentId);
@@ -143,7 +182,7 @@ export function createRuns(options: RunsOptions) {
   // On an exclusive store the claims are decided from what this process holds (claims.ts says why that is safe).
   const claims: Claimer = createClaimer({
     store, log: options.log, settle, afterSend: schedules.writeFired,
-    held: { schedule: (agentId) => schedules.get(agentId), busy: (agentId) => active.busy(agentId) },
+    held: { schedule: (agentId) => schedules.get(agentId), busy: (agentId) => active.busy(agentId) || waiting.has(agentId) },
   });
 
   /** A first attempt: claimed with the fires of this tick; while the agent has a run or retry open anywhere, recorded skipped saying `busy`. */
@@ -199,6 +238,11 @@ export function createRuns(options: RunsOptions) {
     const wasRunning = a.state === 'running';
     if (!active.remove(a)) return;
     const { run } = a;
+    if (run.waiting) {
+      // A waiting run dropped (a cancel, a pause): it no longer waits.
+      noteWaiting(run.agentId, -1);
+      run.waiting = false;
+    }
     const now = clock.now();
     const fence = fenceOf(run);
     run.status = outcome.kind;
@@ -206,7 +250,7 @@ export function createRuns(options: RunsOptions) {
     run.durationMs = run.startedAt === null ? null : now - run.startedAt;
     run.error = outcome.kind === 'completed' ? null : outcome.error;
     run.leaseUntil = null;
-    const set: Partial<RunRecord> = { status: run.status, finishedAt: now, durationMs: run.durationMs, error: run.error, leaseUntil: null };
+    const set: Partial<RunRecord> = { status: run.status, finishedAt: now, durationMs: run.durationMs, error: run.error, leaseUntil: null, waiting: false };
     if (outcome.kind === 'completed' && outcome.output !== undefined) {
       const { output, truncated } = outputOf(outcome.output);
       run.output = output;
@@ -261,6 +305,8 @@ export function createRuns(options: RunsOptions) {
   }
 
   return {
+    /** Stops holding the runs the store lets go (the scheduler stopped; another may go on with the store). */
+    detach: () => unlisten(),
     recordSkipped,
     /** Resolves once every claim asked so far is answered and its run held. */
     claimsSettled: () => claims.settled(),
@@ -269,14 +315,31 @@ export function createRuns(options: RunsOptions) {
     admit,
     finish,
 
-    /** A fire of `s` (or its catch-up): claimed under the revision it was planned with, with the other claims of this tick. */
-    offer(s: RunOwner & { revision: number }, trigger: 'schedule' | 'catchup', scheduledAt: number, busy = BUSY): void {
-      claims.add(claimOf(s, trigger, scheduledAt, busy, s.revision));
+    /**
+     * A fire of `s` (or its catch-up): claimed under the revision it was planned with, with the other claims
+     * of this tick, doing what the schedule's overlap policy says while the agent is busy (`wait`: a catch-up
+     * of every missed slot, whose runs follow one another).
+     */
+    offer(s: RunOwner & { revision: number; overlap?: OverlapPolicy }, trigger: 'schedule' | 'catchup', scheduledAt: number, busy = BUSY, wait = false): void {
+      const claim = claimOf(s, trigger, scheduledAt, busy, s.revision);
+      const overlap = wait ? 'wait' : (s.overlap ?? 'skip');
+      if (overlap === 'allow') delete claim.busy;
+      else if (overlap !== 'skip') claim.overlap = overlap;
+      claims.add(claim);
     },
+
+    /** A waiting run found at start (exclusive stores): the store lets it go when the runs before it end. */
+    foundWaiting: (run: RunRecord) => noteWaiting(run.agentId, 1),
 
     /** A manual run: answered once the database has it, queued (and held here) or recorded skipped. */
     async offerNow(owner: RunOwner): Promise<RunRecord> {
       return (await claims.ask(claimOf(owner, 'manual', clock.now(), BUSY, undefined))).run;
+    },
+
+    /** Backfill runs for `slots` (ascending): answered once the database has them; slots already run are left out. */
+    async backfill(s: RunOwner, slots: readonly number[]): Promise<RunRecord[]> {
+      const outcomes = await Promise.all(slots.map((t) => claims.ask({ run: newRun(s, 'backfill', 1, t, `${s.jobId}@${t}`), overlap: 'wait' })));
+      return outcomes.filter((o) => o.outcome === 'claimed').map((o) => o.run);
     },
 
     /** A waiting run's time came: it queues for a slot (unless it was dropped meanwhile). */

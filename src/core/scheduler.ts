@@ -189,6 +189,7 @@ export function createScheduler(options: SchedulerOptions) {
     await budgets.settled();
     await runs.claimsSettled(); // runs claimed meanwhile stay queued in the database, for the next start
     await store.flush(); // the last events are published as this batch commits, before it resolves
+    runs.detach();
     events.stopFollowing();
   }
 
@@ -219,6 +220,21 @@ export function createScheduler(options: SchedulerOptions) {
     pause: commands.pause,
     resume: commands.resume,
 
+    /**
+     * Queues one run per slot of `slots` (trigger `backfill`, the schedule's priority, `scheduledAt` the
+     * slot), oldest first, each waiting its turn behind the agent's open runs (they never overlap); a slot
+     * that already has a run (its dedupe key `jobId@slot`) is left alone. Answers the runs it queued.
+     * The caller checks the agent, its schedule and the number of slots (BACKFILL_MAX_SLOTS).
+     */
+    async backfill(agentId: string, slots: readonly number[]): Promise<RunRecord[]> {
+      if (lifecycle.stopping) throw conflict('The scheduler is shutting down');
+      const s = schedules.get(agentId);
+      if (!s) throw conflict(`Agent "${agentId}" has no schedule to backfill`);
+      const queued = await runs.backfill(s, [...slots].sort((a, b) => a - b));
+      await store.flush();
+      return queued;
+    },
+
     /** One run now through the same queue and retry policy; skipped (and recorded) if one is in progress. */
     async runNow(agent: AgentRecord): Promise<RunRecord> {
       if (lifecycle.stopping) throw conflict('The scheduler is shutting down');
@@ -239,7 +255,8 @@ export function createScheduler(options: SchedulerOptions) {
     async cancel(runId: string, stored?: RunRecord): Promise<boolean> {
       const a = active.byId(runId);
       if (!a) {
-        if (!store.shared || !stored) return false;
+        // A waiting run is held by no instance (the store lets it go in its turn): cancelled like a queued one elsewhere.
+        if (!stored || (!store.shared && !stored.waiting)) return false;
         if (stored.status === 'running') {
           store.write({ op: 'run.update', id: runId, set: { cancelRequestedAt: clock.now() } });
           await store.flush();

@@ -1,7 +1,7 @@
 import type { Clock } from './clock.ts';
 import { nextOccurrence } from './cron.ts';
 import { jitterOf } from './jitter.ts';
-import type { Fence, PauseReason, ScheduleRecord, SchedulerStore } from './store.ts';
+import type { CatchUpPolicy, Fence, OverlapPolicy, PauseReason, ScheduleRecord, SchedulerStore } from './store.ts';
 import type { Timeline } from './timeline.ts';
 
 /** What a caller sets on an agent's schedule; the scheduler adds its state (paused, next fire, times). */
@@ -14,6 +14,12 @@ export interface ScheduleSpec {
   catchUp: boolean;
   /** @default 0 */
   jitterMs?: number;
+  /** @default 'latest' */
+  catchUpPolicy?: CatchUpPolicy;
+  /** @default null: no window */
+  catchUpWindowMs?: number | null;
+  /** @default 'skip' */
+  overlap?: OverlapPolicy;
   /** The agent's owner. @default '' */
   owner?: string;
 }
@@ -176,6 +182,9 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
         agentId,
         ...spec,
         jitterMs: spec.jitterMs ?? 0,
+        catchUpPolicy: spec.catchUpPolicy ?? 'latest',
+        catchUpWindowMs: spec.catchUpWindowMs ?? null,
+        overlap: spec.overlap ?? 'skip',
         owner: intern(spec.owner ?? ''),
         expression: intern(spec.expression),
         timezone: intern(spec.timezone),

@@ -161,6 +161,9 @@ export function createSharedStore({ store, clock, log, lifecycle, schedules, act
     for (const a of active.values()) if (a.run.status === 'running' && a.run.instanceId === instanceId) held.push(a.run.id);
     await store.renewLeases(instanceId, now + leaseMs, held);
     await reapExpired(recovery, now);
+    // The sweep behind the letting go of waiting runs (storage/promote.ts): a claim that queued one behind a
+    // run while that run's end was committing elsewhere left it waiting with nothing before it.
+    await store.promoteWaiting();
   }
 
   /** Aborts the runs held here whose cancel another instance recorded. */

@@ -1,6 +1,6 @@
 import type { RunTrigger } from '../schemas/common.ts';
 import type { AgentRecord, EventRecord, InstanceRecord, NewEvent, PauseRecord, RunRecord, ScheduleRecord, UsageDay } from './records.ts';
-export type { AgentRecord, Budget, EventRecord, InstanceRecord, NewEvent, PauseReason, PauseRecord, RunRecord, ScheduleRecord, UsageDay } from './records.ts';
+export type { AgentRecord, Budget, CatchUpPolicy, EventRecord, InstanceRecord, NewEvent, OverlapPolicy, PauseReason, PauseRecord, RunRecord, ScheduleRecord, UsageDay } from './records.ts';
 
 /**
  * The ports storage implements: `SchedulerStore` is what the scheduler needs, `Store` adds what the
@@ -49,6 +49,15 @@ export interface RunClaim {
    * dedupe key, so a slot is recorded once whoever saw it). Unset: no overlap check.
    */
   busy?: string;
+  /**
+   * What the claim does instead of skipping (`busy`) when the agent has an open run (running, or queued and
+   * not waiting): `wait` inserts it `waiting` (it starts once the open runs end, oldest slot first: a
+   * backfill, an `all` catch-up); `queue-one` the same unless the agent has a waiting run already, when it
+   * is recorded skipped with `busy`; `cancel-previous` cancels the agent's waiting runs, requests the cancel
+   * of its running ones (`cancelRequestedAt`, their ids in the outcome's `cancels`) and inserts it waiting.
+   * Unset: `busy` decides (set: skip; unset: no overlap check, the `allow` policy).
+   */
+  overlap?: 'wait' | 'queue-one' | 'cancel-previous';
 }
 
 /** What became of one claim: `claimed` (inserted queued), `skipped` (inserted skipped), `taken` (its dedupe key already had a run: nothing written), `stale` (see RunClaim.revision). */
@@ -56,7 +65,14 @@ export interface ClaimOutcome {
   outcome: 'claimed' | 'skipped' | 'taken' | 'stale';
   /** The run as stored (for `claimed` and `skipped`), or as asked (for `taken` and `stale`). */
   run: RunRecord;
+  /** Running runs of the agent whose cancel a `cancel-previous` claim requested: their holder aborts them. */
+  cancels?: string[];
+  /** Queued runs (waiting or not) of the agent a `cancel-previous` claim ended `cancelled` with REPLACED. */
+  dropped?: string[];
 }
+
+/** Why a `cancel-previous` fire ended the runs before it. */
+export const REPLACED = 'cancelled: a newer fire replaced it (overlap cancel-previous)';
 
 /**
  * Reads see every write made before them (buffered or not): no caller ever flushes to read its own
@@ -112,6 +128,13 @@ export interface SchedulerStore {
    * as stored. Ordered with the write path like `claim`.
    */
   take(instanceId: string, now: number, leaseUntil: number, ids: readonly string[], more: number): Promise<RunRecord[]>;
+  /**
+   * Tells `listener` of the waiting runs the store let go (they are queued and takeable now), after the
+   * commit of the batch that ended the run before them (storage/promote.ts). Answers the unsubscribe.
+   */
+  onPromoted(listener: (runs: RunRecord[]) => void): () => void;
+  /** Lets go the oldest waiting run of every agent with no open run (a sweep; listeners hear of them). */
+  promoteWaiting(): Promise<void>;
   /**
    * Extends the leases of the runs `runIds` that are running with `instanceId`: the ones the instance
    * knows it holds. Not every row with its id: a take whose commit went through but whose answer was cut

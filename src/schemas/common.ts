@@ -27,7 +27,7 @@ export const agentStatus = z.enum(AGENT_STATUSES).meta({ id: 'AgentStatus' });
 
 export const RUN_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'skipped'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
-export const RUN_TRIGGERS = ['schedule', 'manual', 'retry', 'catchup'] as const;
+export const RUN_TRIGGERS = ['schedule', 'manual', 'retry', 'catchup', 'backfill'] as const;
 export type RunTrigger = (typeof RUN_TRIGGERS)[number];
 
 export const agentIdParam = z.object({ agentId: idSchema });

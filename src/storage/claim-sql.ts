@@ -1,5 +1,5 @@
 import { CompiledQuery, sql, type Kysely } from 'kysely';
-import type { ClaimOutcome, RunClaim, RunRecord, SchedulerStore } from '../core/store.ts';
+import { REPLACED, type ClaimOutcome, type RunClaim, type RunRecord, type SchedulerStore } from '../core/store.ts';
 import { claimedAgents, decideClaims, queueOrder } from './claims.ts';
 import type { Database } from './schema.ts';
 import type { createStatements } from './sql.ts';
@@ -71,22 +71,41 @@ export function createClaimMethods(db: Kysely<Database>, st: ReturnType<typeof c
             for (const r of rows) schedules.set(r.agent_id, { revision: Number(r.revision), enabled: Number(r.enabled) === 1, paused: Number(r.paused) === 1 });
           }
           const open = new Set<string>();
+          const waiting = new Set<string>();
           for (const ids of chunks(agents.busy)) {
-            const rows = await trx.selectFrom('runs').select('agent_id').distinct().where('agent_id', 'in', ids).where('status', 'in', ['queued', 'running']).execute();
-            for (const r of rows) open.add(r.agent_id);
+            const rows = await trx.selectFrom('runs').select(['agent_id', 'waiting']).distinct().where('agent_id', 'in', ids).where('status', 'in', ['queued', 'running']).execute();
+            for (const r of rows) (Number(r.waiting) === 1 ? waiting : open).add(r.agent_id);
+          }
+          const openRuns = new Map<string, Pick<RunRecord, 'id' | 'status' | 'waiting'>[]>();
+          for (const ids of chunks(agents.listed)) {
+            const rows = await trx.selectFrom('runs').select(['agent_id', 'id', 'status', 'waiting']).where('agent_id', 'in', ids).where('status', 'in', ['queued', 'running']).execute();
+            for (const r of rows) {
+              const list = openRuns.get(r.agent_id) ?? [];
+              list.push({ id: r.id, status: r.status as RunRecord['status'], waiting: Number(r.waiting) === 1 });
+              openRuns.set(r.agent_id, list);
+            }
           }
           const keys = [...new Set(asked.map((c) => c.run.dedupeKey).filter((k): k is string => k !== null))];
           const taken = new Set<string>();
           for (const list of chunks(keys)) {
             for (const r of await trx.selectFrom('runs').select('dedupe_key').where('dedupe_key', 'in', list).execute()) taken.add(r.dedupe_key!);
           }
-          const outcomes = decideClaims(asked, { schedules, openAgents: open, takenKeys: taken });
+          const outcomes = decideClaims(asked, { schedules, openAgents: open, waitingAgents: waiting, openRuns, takenKeys: taken });
           const written = outcomes.filter((o) => o.outcome === 'claimed' || o.outcome === 'skipped');
           const inserted = new Set<string>();
           for (const list of chunks(written)) {
             const query = st.insert(runs.table, runs.names, list.length, returningInsert);
             const result = await trx.executeQuery(CompiledQuery.raw(query, list.flatMap((o) => rowValues(runs, o.run))) as CompiledQuery<{ id: string }>);
             for (const r of result.rows) inserted.add(r.id);
+          }
+          // cancel-previous: the runs it replaces end in the same transaction (fenced by status, as a take would be).
+          for (const o of outcomes) {
+            if (!inserted.has(o.run.id)) continue;
+            if (o.dropped) {
+              await trx.updateTable('runs').set({ status: 'cancelled', error: REPLACED, finished_at: o.run.createdAt, waiting: 0, epoch: sql`"epoch" + 1` as never })
+                .where('id', 'in', o.dropped).where('status', '=', 'queued').execute();
+            }
+            if (o.cancels) await trx.updateTable('runs').set({ cancel_requested_at: o.run.createdAt }).where('id', 'in', o.cancels).where('status', '=', 'running').execute();
           }
           // A row not inserted met its dedupe key inserted by a writer that does not take the claim lock
           // (a plain run.insert of the write path): the slot is taken.
@@ -105,14 +124,14 @@ export function createClaimMethods(db: Kysely<Database>, st: ReturnType<typeof c
           const start = sql`UPDATE "runs" SET "status" = 'running', "instance_id" = ${instanceId}, "started_at" = ${now}, "lease_until" = ${leaseUntil}, "epoch" = "epoch" + 1`;
           const got: RunRecord[] = [];
           for (const list of chunks(wanted)) {
-            const { rows } = await sql<Record<string, unknown>>`${start} WHERE "id" IN (SELECT "id" FROM "runs" WHERE "id" IN (${sql.join(list)}) AND "status" = 'queued' AND "scheduled_at" <= ${now}${lockClause}) RETURNING *`.execute(trx);
+            const { rows } = await sql<Record<string, unknown>>`${start} WHERE "id" IN (SELECT "id" FROM "runs" WHERE "id" IN (${sql.join(list)}) AND "status" = 'queued' AND "waiting" = 0 AND "scheduled_at" <= ${now}${lockClause}) RETURNING *`.execute(trx);
             for (const r of rows) got.push(fromRow(runs, r));
           }
           const order = new Map(wanted.map((id, i) => [id, i]));
           got.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
           if (more > 0) {
             // The runs just taken are running now, in this transaction: the second pick cannot see them again.
-            const { rows } = await sql<Record<string, unknown>>`${start} WHERE "id" IN (SELECT "id" FROM "runs" WHERE "status" = 'queued' AND "scheduled_at" <= ${now} ORDER BY "priority" DESC, "created_at", "id" LIMIT ${more}${lockClause}) RETURNING *`.execute(trx);
+            const { rows } = await sql<Record<string, unknown>>`${start} WHERE "id" IN (SELECT "id" FROM "runs" WHERE "status" = 'queued' AND "waiting" = 0 AND "scheduled_at" <= ${now} ORDER BY "priority" DESC, "created_at", "id" LIMIT ${more}${lockClause}) RETURNING *`.execute(trx);
             got.push(...rows.map((r) => fromRow(runs, r)).sort(queueOrder));
           }
           return got;

@@ -17,7 +17,7 @@ export function createMemoryLeases({ runRows, openRuns, setRun, atomically }: Me
   return {
     take: (instanceId, now, leaseUntil, ids, more) =>
       atomically(() => {
-        const due = (r: Row | undefined): r is Row => r !== undefined && r['status'] === 'queued' && (r['scheduled_at'] as number) <= now;
+        const due = (r: Row | undefined): r is Row => r !== undefined && r['status'] === 'queued' && r['waiting'] === 0 && (r['scheduled_at'] as number) <= now;
         const picked = [...new Set(ids)].map((id) => runRows.get(id)).filter(due);
         const chosen = new Set(picked);
         if (more > 0) {

@@ -48,7 +48,7 @@ export function createMemoryReads({ agentRows, scheduleRows, runRows, eventRows,
     eventsAfter: async (after: number, agentId: string | null, limit: number) =>
       records(events, [...eventRows.values()].filter((r) => (r['id'] as number) > after && r['agent_id'] === agentId).sort((a, b) => (a['id'] as number) - (b['id'] as number)).slice(0, limit)),
     oldestEventId: async () => extreme(eventRows.keys(), Math.min),
-    nextQueuedAt: async () => extreme(Array.from(openRuns().filter((r) => r['status'] === 'queued'), (r) => r['scheduled_at'] as number), Math.min),
+    nextQueuedAt: async () => extreme(Array.from(openRuns().filter((r) => r['status'] === 'queued' && r['waiting'] === 0), (r) => r['scheduled_at'] as number), Math.min),
     clusterFigures: async (now: number, aliveSince: number) => {
       const figures = { scheduled: 0, paused: 0, running: 0, queued: 0, capacity: 0 };
       for (const r of scheduleRows.values()) {

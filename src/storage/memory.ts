@@ -1,6 +1,7 @@
 import { silentLogger, type Logger } from '../core/logger.ts';
 import type { AgentRecord, EventRecord, Fence, NewEvent, RunRecord, Store, WriteOp } from '../core/store.ts';
-import { decideClaims } from './claims.ts';
+import { createMemoryClaims } from './memory-claims.ts';
+import { createPromotedListeners, endedRunIds } from './promote.ts';
 import { createEventFeed, stampIds } from './event-feed.ts';
 import { agents, events, fromRow, pauses, runs, schedules, setColumns, toRow, usageDays, type Row, type TableSpec } from './tables.ts';
 import { createMemoryIdempotency } from './memory-idempotency.ts';
@@ -183,18 +184,35 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
       records(events, [...eventRows.values()].filter((r) => (r['id'] as number) > after).sort((a, b) => (a['id'] as number) - (b['id'] as number)).slice(0, limit)),
     logger,
   });
+  const promotedListeners = createPromotedListeners();
+  let promoted: RunRecord[] = [];
+  const tellPromoted = () => {
+    const let_go = promoted;
+    promoted = [];
+    promotedListeners.tell(let_go, (err) => logger.error('a listener of promoted runs failed', { error: err instanceof Error ? err.message : String(err) }));
+  };
   const chain = createWriteChain(async (ops) => {
     batchEvents = [];
     batchTrims = [];
+    const ended = endedRunIds(ops);
+    promoted = [];
     const committed = transaction(() => {
       ops.forEach(apply);
+      if (ended.length > 0) promoted = memoryClaims.promote(ended);
       const stamped = batchEvents.length > 0 ? insertEvents() : undefined;
       if (stamped?.length === 0) return undefined;
       for (const before of batchTrims) for (const [id, r] of eventRows) if ((r['created_at'] as number) < before) remove(eventRows, id);
       return stamped;
     });
+    tellPromoted();
     if (committed) feed.committed(committed);
   }, logger);
+  const atomically = <T>(work: () => T): Promise<T> => chain.serial(async () => transaction(work));
+  const memoryClaims = createMemoryClaims({ runRows, scheduleRows, dedupe, openRuns: () => openRuns(), insertRun: (row) => put(runRows, row['id'] as string, checked(runs, row)), setRun: (row, set) => setRun(row, set), atomically });
+  const promoteNow = () => {
+    promoted = memoryClaims.promote();
+    tellPromoted();
+  };
   const records = <R>(t: TableSpec<R>, rows: Iterable<Row>): R[] => Array.from(rows, (r) => fromRow(t, r));
   const openRuns = () => Array.from(open, (id) => runRows.get(id)!);
   const memoryInstances = createMemoryInstances();
@@ -214,36 +232,10 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
     shared: false,
     // The counters row 'schedule_revision' (one process: a plain counter is atomic).
     nextRevision: async () => ++revisionCounter,
-    claim: (claims) => {
-      // As they are now, not as the caller may change them before their turn (see insertAgent).
-      const rows = claims.map((c) => toRow(runs, c.run));
-      const asked = claims.map((c, i) => ({ ...c, run: fromRow(runs, rows[i]!) }));
-      return chain.serial(async () =>
-        transaction(() => {
-          const outcomes = decideClaims(
-            asked,
-            {
-              schedules: new Map(
-                rows.flatMap((r) => {
-                  const s = scheduleRows.get(r['agent_id'] as string);
-                  return s ? [[s['agent_id'] as string, { revision: s['revision'] as number, enabled: s['enabled'] === 1, paused: s['paused'] === 1 }] as const] : [];
-                }),
-              ),
-              openAgents: new Set(openRuns().map((r) => r['agent_id'] as string)),
-              takenKeys: new Set(rows.map((r) => r['dedupe_key'] as string | null).filter((k): k is string => k !== null && dedupe.has(k))),
-            },
-          );
-          for (const o of outcomes) {
-            if (o.outcome !== 'claimed' && o.outcome !== 'skipped') continue;
-            if (runRows.has(o.run.id)) throw new Error(`UNIQUE constraint failed: runs.id (${o.run.id})`);
-            put(runRows, o.run.id, checked(runs, toRow(runs, o.run)));
-          }
-          // `taken` and `stale` answer the run as asked: the caller's own object.
-          return outcomes.map((o, i) => (o.outcome === 'taken' || o.outcome === 'stale' ? { outcome: o.outcome, run: claims[i]!.run } : o));
-        }),
-      );
-    },
-    ...createMemoryLeases({ runRows, openRuns, setRun, atomically: (work) => chain.serial(async () => transaction(work)) }),
+    claim: memoryClaims.claim,
+    onPromoted: promotedListeners.add,
+    promoteWaiting: () => atomically(() => promoteNow()),
+    ...createMemoryLeases({ runRows, openRuns, setRun, atomically }),
     endTimedPause: (agentId, revision, set) =>
       chain.serial(async () => {
         const row = scheduleRows.get(agentId);

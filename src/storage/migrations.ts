@@ -222,6 +222,18 @@ const migrations: Record<string, Migration> = {
         WHERE EXISTS (SELECT 1 FROM agents WHERE agents.id = schedules.agent_id)`.execute(db);
     },
   },
+  '0013_overlap_catch_up_backfill': {
+    // A schedule's overlap and catch-up policies, and runs that wait behind their agent's run in progress
+    // (CONTRACT §11). Partial index: a store lets the waiting runs of an agent go, oldest slot first, and
+    // with none waiting (the usual case) that look-up reads an empty index.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('schedules').addColumn('catch_up_policy', 'varchar(8)', (c) => c.notNull().defaultTo('latest')).execute();
+      await db.schema.alterTable('schedules').addColumn('catch_up_window_ms', 'bigint').execute();
+      await db.schema.alterTable('schedules').addColumn('overlap', 'varchar(16)', (c) => c.notNull().defaultTo('skip')).execute();
+      await db.schema.alterTable('runs').addColumn('waiting', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.createIndex('runs_waiting').on('runs').columns(['agent_id', 'scheduled_at', 'id']).where(sql.ref('waiting'), '=', 1).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

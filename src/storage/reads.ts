@@ -92,7 +92,7 @@ export function createReads(db: Kysely<Database>): Reads {
       return (await query.execute()).map((r) => fromRow(events, r));
     },
     async nextQueuedAt() {
-      const row = await db.selectFrom('runs').select((eb) => eb.fn.min('scheduled_at').as('at')).where('status', '=', 'queued').executeTakeFirst();
+      const row = await db.selectFrom('runs').select((eb) => eb.fn.min('scheduled_at').as('at')).where('status', '=', 'queued').where('waiting', '=', 0).executeTakeFirst();
       return row?.at == null ? null : Number(row.at);
     },
     // One statement: one pass over schedules (enabled and paused are 0/1, so their sums are the counts) and

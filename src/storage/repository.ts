@@ -12,7 +12,9 @@ import type { Database } from './schema.ts';
 import { createClaimMethods, lockClaimAgents } from './claim-sql.ts';
 import { eventStatements, fencedEvents, insertEvents, takeEventIds } from './event-sql.ts';
 import { compileBatch, createStatements, isSharedDatabase, placeholderOf, type CompiledBatch } from './sql.ts';
-import { agents, schedules, setColumns, toRow } from './tables.ts';
+import { agents, fromRow, runs, schedules, setColumns, toRow } from './tables.ts';
+import { createPromotedListeners, endedRunIds } from './promote.ts';
+import { promote } from './promote-sql.ts';
 import { createWriteChain } from './write-batch.ts';
 
 /**
@@ -57,10 +59,16 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
   });
 
   /** One transaction; the events get their ids last (sql.ts says why) and are delivered once it has committed. */
-  async function execute({ queries, events: written, eventFences, guarded, trims }: CompiledBatch): Promise<void> {
+  const promotedListeners = createPromotedListeners();
+  const tellPromoted = (rows: Record<string, unknown>[]) =>
+    promotedListeners.tell(rows.map((r) => fromRow(runs, r)), (err) => logger.error('a listener of promoted runs failed', { error: err instanceof Error ? err.message : String(err) }));
+
+  async function execute({ queries, events: written, eventFences, guarded, trims }: CompiledBatch, ended: readonly string[]): Promise<void> {
+    let promoted: Record<string, unknown>[] = [];
     const records = await db.transaction().execute(async (trx) => {
       if (shared && guarded) await lockClaimAgents(trx, guarded);
       for (const query of queries) await trx.executeQuery(query);
+      promoted = await promote(trx, ended);
       let stamped: EventRecord[] | undefined;
       const events = eventFences ? await fencedEvents((query) => trx.executeQuery(query), db, written, eventFences) : written;
       if (events.length > 0) {
@@ -72,6 +80,7 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
       for (const query of trims) await trx.executeQuery(query);
       return stamped;
     });
+    tellPromoted(promoted);
     if (!records) return;
     feed.committed(records);
     try {
@@ -80,12 +89,15 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
       logger.error('onEventsCommitted failed', { error: err instanceof Error ? err.message : String(err) });
     }
   }
-  const chain = createWriteChain((ops) => execute(compileBatch(db, statements, ops)), logger);
+  const chain = createWriteChain((ops) => execute(compileBatch(db, statements, ops), endedRunIds(ops)), logger);
 
   return {
     db,
     shared,
     ...createClaimMethods(db, statements, chain, shared),
+    onPromoted: promotedListeners.add,
+    // The sweep (a heartbeat's, a start's): on the chain, after the writes before it, like a batch.
+    promoteWaiting: () => chain.serial(async () => tellPromoted(await promote(db))),
     write: chain.write,
     flush: chain.flush,
     ...chain.seeingWrites(createReads(db)),

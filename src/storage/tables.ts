@@ -1,4 +1,4 @@
-import type { AgentRecord, Budget, EventRecord, InstanceRecord, PauseReason, PauseRecord, RunRecord, ScheduleRecord } from '../core/store.ts';
+import type { AgentRecord, Budget, CatchUpPolicy, EventRecord, InstanceRecord, OverlapPolicy, PauseReason, PauseRecord, RunRecord, ScheduleRecord } from '../core/store.ts';
 import type { AgentStatus, RunStatus, RunTrigger } from '../schemas/common.ts';
 import type { EventName } from '../schemas/events.ts';
 
@@ -104,6 +104,9 @@ export const schedules = table<ScheduleRecord>()('schedules', 'agentId', {
   enabled: col('enabled', 'integer', bool),
   paused: col('paused', 'integer', bool),
   catchUp: col('catch_up', 'integer', bool),
+  catchUpPolicy: col('catch_up_policy', 'text', text<CatchUpPolicy>()),
+  catchUpWindowMs: col('catch_up_window_ms', 'bigint', numOrNull),
+  overlap: col('overlap', 'text', text<OverlapPolicy>()),
   jitterMs: col('jitter_ms', 'integer', num),
   owner: col('owner', 'text', text()),
   nextRunAt: col('next_run_at', 'bigint', numOrNull),
@@ -131,6 +134,7 @@ export const runs = table<RunRecord>()('runs', 'id', {
   progress: col('progress', 'real', numOrNull),
   error: col('error', 'text', textOrNull),
   dedupeKey: col('dedupe_key', 'text', textOrNull),
+  waiting: col('waiting', 'integer', bool),
   instanceId: col('instance_id', 'text', textOrNull),
   epoch: col('epoch', 'integer', num),
   leaseUntil: col('lease_until', 'bigint', numOrNull),
