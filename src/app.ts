@@ -152,6 +152,7 @@ export async function createApp(options: AppOptions) {
     clock,
     logger,
     maxConcurrent: config.MAX_CONCURRENT_AGENTS,
+    ...(config.MAX_CONCURRENT_PER_OWNER !== undefined && { maxConcurrentPerOwner: config.MAX_CONCURRENT_PER_OWNER }),
     maxRetries: config.MAX_RETRIES,
     retry: { baseDelayMs: config.RETRY_BASE_DELAY_MS, maxDelayMs: config.RETRY_MAX_DELAY_MS },
     timeoutMs: config.AGENT_TIMEOUT_MS,

@@ -132,6 +132,8 @@ const envSchema = z.object({
   /** The least severe level logged: debug adds a line per request. */
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error'], { error: 'expected debug, info, warn or error' }).default('info'),
   MAX_CONCURRENT_AGENTS: intFrom(1, MAX_CONCURRENCY).default(D.MAX_CONCURRENT_AGENTS),
+  /** One owner's running runs at most, across every instance (admins included); the rest wait queued. Unset: no cap. */
+  MAX_CONCURRENT_PER_OWNER: intFrom(1, MAX_CONCURRENCY).optional(),
   MAX_RETRIES: intFrom(0, 100).default(D.MAX_RETRIES),
   RETRY_BASE_DELAY_MS: intFrom(1).default(D.RETRY_BASE_DELAY_MS),
   RETRY_MAX_DELAY_MS: intFrom(1).default(D.RETRY_MAX_DELAY_MS),

@@ -421,6 +421,22 @@ describe.each(stores)('claims, the queue and leases on %s', (name, open) => {
     expect((await repo.take('i2', 500, 530, ['late'], 0)).map((r) => r.id)).toEqual(['late']);
   });
 
+  it('takes no more runs of one owner than `perOwner` less its running ones, ids first, then by priority and age', async () => {
+    await using repo = await open();
+    for (const [id, owner] of [['a1', 'alice'], ['a2', 'alice'], ['a3', 'alice'], ['b1', 'bob']] as const) await repo.insertAgent(agent(id, owner));
+    repo.write({ op: 'run.insert', run: run('r-a1', 'a1', 1) });
+    repo.write({ op: 'run.insert', run: run('r-a2', 'a2', 2) });
+    repo.write({ op: 'run.insert', run: run('r-a3', 'a3', 3) });
+    repo.write({ op: 'run.insert', run: run('r-b1', 'b1', 4) });
+    expect((await repo.take('i1', 100, 130, ['r-a2'], 0, 2)).map((r) => r.id)).toEqual(['r-a2']);
+    // alice has one running: one more of hers fits, then bob's; a3 stays queued.
+    expect((await repo.take('i2', 100, 130, [], 10, 2)).map((r) => r.id)).toEqual(['r-a1', 'r-b1']);
+    expect(await repo.getRun('r-a3')).toMatchObject({ status: 'queued' });
+    expect(await repo.take('i2', 100, 130, ['r-a3'], 10, 2)).toEqual([]);
+    repo.write({ op: 'run.update', id: 'r-a1', set: { status: 'completed' } });
+    expect((await repo.take('i2', 100, 130, ['r-a3'], 0, 2)).map((r) => r.id)).toEqual(['r-a3']);
+  });
+
   it('takes after every write buffered before it', async () => {
     await using repo = await open();
     repo.write({ op: 'run.insert', run: run('r1', 'a1', 1) });

@@ -110,16 +110,55 @@ export interface Executor {
    */
   readonly running: number;
   readonly waiting: number;
+  /** Tasks held back because their owner has `maxPerOwner` in the queue or running (not counted in `waiting`). */
+  readonly parked: number;
+}
+
+export interface ExecutorOptions {
+  concurrency: number;
+  /**
+   * At most this many tasks of one owner queued in p-queue or running at once (MAX_CONCURRENT_PER_OWNER); the
+   * rest are parked, oldest first, and go into the queue as that owner's tasks end, so other owners' tasks
+   * pass them. @default no cap
+   */
+  maxPerOwner?: number;
 }
 
 /** Tasks handle their own errors; this only keeps a bug from becoming an unhandled rejection. One function for every task. */
 const ignore = () => {};
 
-export function createExecutor(options: { concurrency: number }): Executor {
+export function createExecutor(options: ExecutorOptions): Executor {
   const queue = new PQueue({ concurrency: options.concurrency, queueClass: PriorityBuckets });
+  const cap = options.maxPerOwner;
+  /** Per owner: tasks in p-queue or running (only counted under a cap). */
+  const admitted = new Map<string, number>();
+  const parkedByOwner = new Map<string, Fifo<{ task: () => Promise<void>; priority: number }>>();
+  let parked = 0;
+
+  function admit(task: () => Promise<void>, priority: number, owner: string): void {
+    admitted.set(owner, (admitted.get(owner) ?? 0) + 1);
+    queue.add(() => task().finally(() => ended(owner)), { priority, owner } as RunOptions).catch(ignore);
+  }
+  function ended(owner: string): void {
+    const n = admitted.get(owner)! - 1;
+    if (n > 0) admitted.set(owner, n);
+    else admitted.delete(owner);
+    const waiting = parkedByOwner.get(owner);
+    const next = waiting?.shift();
+    if (!next) return;
+    parked--;
+    if (waiting!.size === 0) parkedByOwner.delete(owner);
+    admit(next.task, next.priority, owner);
+  }
+
   return {
     add(task, priority, owner = '') {
-      queue.add(task, { priority, owner } as RunOptions).catch(ignore);
+      if (cap === undefined) return void queue.add(task, { priority, owner } as RunOptions).catch(ignore);
+      if ((admitted.get(owner) ?? 0) < cap) return admit(task, priority, owner);
+      let q = parkedByOwner.get(owner);
+      if (!q) parkedByOwner.set(owner, (q = new Fifo()));
+      q.push({ task, priority });
+      parked++;
     },
     pause: () => queue.pause(),
     get running() {
@@ -127,6 +166,9 @@ export function createExecutor(options: { concurrency: number }): Executor {
     },
     get waiting() {
       return queue.size;
+    },
+    get parked() {
+      return parked;
     },
   };
 }

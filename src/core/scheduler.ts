@@ -38,6 +38,11 @@ export interface SchedulerOptions {
   logger?: Logger;
   /** Runs at once. @default 5 (SCHEDULER_DEFAULTS.MAX_CONCURRENT_AGENTS) */
   maxConcurrent?: number;
+  /**
+   * One owner's running runs at most (MAX_CONCURRENT_PER_OWNER): in this process's queue, and on a shared
+   * store across the cluster (the take counts the owner's running runs in the database). @default no cap
+   */
+  maxConcurrentPerOwner?: number;
   /** Retries after the first attempt, unless the agent sets `maxRetries`. @default 3 (SCHEDULER_DEFAULTS.MAX_RETRIES) */
   maxRetries?: number;
   /** @default { baseDelayMs: 1000, maxDelayMs: 300000 } (SCHEDULER_DEFAULTS.RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS) */
@@ -95,7 +100,7 @@ export function createScheduler(options: SchedulerOptions) {
   const bus: EventBus = createEventBus((err) => log.error('event listener failed', { error: errorText(err) }));
   const events = createEventLog(store, clock, bus);
   const observer = combineObservers(options.observers ?? [], (err) => log.error('run observer failed', { error: errorText(err) }));
-  const executor = createExecutor({ concurrency: maxConcurrent });
+  const executor = createExecutor({ concurrency: maxConcurrent, ...(options.maxConcurrentPerOwner !== undefined && { maxPerOwner: options.maxConcurrentPerOwner }) });
   const timeline = createTimeline(clock, log);
   const schedules = createSchedules(store, clock, timeline);
   // The figures change with every run's state; `status` is built below, once what it reads exists.
@@ -111,7 +116,7 @@ export function createScheduler(options: SchedulerOptions) {
   const instanceId = options.instanceId ?? newInstanceId();
   const leaseMs = options.leaseMs ?? SCHEDULER_DEFAULTS.INSTANCE_LEASE_MS;
   // A run starts only once the database handed it to this instance (docs/cluster.md, "Claim before run").
-  const taker = createTaker({ store, clock, instanceId, leaseMs });
+  const taker = createTaker({ store, clock, instanceId, leaseMs, ...(options.maxConcurrentPerOwner !== undefined && { perOwner: options.maxConcurrentPerOwner }) });
   // A run's handler finishes it, and finishing may queue its retry for the handler: the loop is closed here.
   const runner = createRunHandler({
     store, clock, log, handlers, agents, active, events,

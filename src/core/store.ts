@@ -126,8 +126,10 @@ export interface SchedulerStore {
    * with `instanceId`, `startedAt = now`, `leaseUntil` and `epoch + 1`, atomically (on PostgreSQL with
    * `FOR UPDATE SKIP LOCKED`, so concurrent takers neither wait for nor share a row). Answers the runs taken,
    * as stored. Ordered with the write path like `claim`.
+   * With `perOwner`, a run whose agent's owner already has that many running (in the whole database) is
+   * left queued: the cap of MAX_CONCURRENT_PER_OWNER, counted under a lock per owner on PostgreSQL.
    */
-  take(instanceId: string, now: number, leaseUntil: number, ids: readonly string[], more: number): Promise<RunRecord[]>;
+  take(instanceId: string, now: number, leaseUntil: number, ids: readonly string[], more: number, perOwner?: number): Promise<RunRecord[]>;
   /**
    * Tells `listener` of the waiting runs the store let go (they are queued and takeable now), after the
    * commit of the batch that ended the run before them (storage/promote.ts). Answers the unsubscribe.

@@ -32,6 +32,8 @@ export interface TakerOptions {
   instanceId: string;
   /** How long a taken run is this instance's without a renewal: INSTANCE_LEASE_MS. */
   leaseMs: number;
+  /** MAX_CONCURRENT_PER_OWNER, for the database to count across the cluster. @default no cap */
+  perOwner?: number;
 }
 
 /**
@@ -43,7 +45,7 @@ export interface TakerOptions {
  * in the write batch (docs/cluster.md: "on SQLite the same inside the write transaction"). Asking the database would make every slot wait for the commit of the batch
  * before it — at 5 slots, one transaction per 5 runs where the batch otherwise carries thousands.
  */
-export function createTaker({ store, clock, instanceId, leaseMs, takeHere = !store.shared }: TakerOptions): Taker {
+export function createTaker({ store, clock, instanceId, leaseMs, perOwner, takeHere = !store.shared }: TakerOptions): Taker {
   let ids: string[] = [];
   let next: Promise<ReadonlyMap<string, RunRecord>> | undefined;
   let resolveNext!: (m: ReadonlyMap<string, RunRecord>) => void;
@@ -61,7 +63,7 @@ export function createTaker({ store, clock, instanceId, leaseMs, takeHere = !sto
     ids = [];
     next = undefined;
     const now = clock.now();
-    store.take(instanceId, now, now + leaseMs, asked, 0).then(
+    store.take(instanceId, now, now + leaseMs, asked, 0, perOwner).then(
       (runs) => {
         const byId = new Map<string, RunRecord>();
         for (const r of runs) byId.set(r.id, r);
@@ -89,7 +91,7 @@ export function createTaker({ store, clock, instanceId, leaseMs, takeHere = !sto
     },
     more(n) {
       const now = clock.now();
-      return store.take(instanceId, now, now + leaseMs, [], n);
+      return store.take(instanceId, now, now + leaseMs, [], n, perOwner);
     },
     takeHere(run) {
       if (!takeHere) return false;

@@ -4,6 +4,7 @@ import { claimedAgents, decideClaims, queueOrder } from './claims.ts';
 import type { Database } from './schema.ts';
 import type { createStatements } from './sql.ts';
 import { fromRow, rowValues, runs } from './tables.ts';
+import { takeCapped } from './take-capped-sql.ts';
 import type { WriteChain } from './write-batch.ts';
 
 /**
@@ -117,10 +118,11 @@ export function createClaimMethods(db: Kysely<Database>, st: ReturnType<typeof c
       );
     },
 
-    take(instanceId, now, leaseUntil, ids, more) {
+    take(instanceId, now, leaseUntil, ids, more, perOwner) {
       const wanted = [...new Set(ids)];
       return chain.serial(() =>
         db.transaction().execute(async (trx) => {
+          if (perOwner !== undefined) return takeCapped(trx, shared, { instanceId, now, leaseUntil }, wanted, more, perOwner);
           const start = sql`UPDATE "runs" SET "status" = 'running', "instance_id" = ${instanceId}, "started_at" = ${now}, "lease_until" = ${leaseUntil}, "epoch" = "epoch" + 1`;
           const got: RunRecord[] = [];
           for (const list of chunks(wanted)) {

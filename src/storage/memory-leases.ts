@@ -10,19 +10,36 @@ export interface MemoryLeaseTables {
   setRun(row: Row, set: Row): RunRecord;
   /** Runs `work` after every buffered write, as one transaction (undone whole if it throws). */
   atomically<T>(work: () => T): Promise<T>;
+  /** The owner of an agent ('' when it is gone). */
+  ownerOf(agentId: string): string;
 }
 
 /** The queue's hand-over and the leases (SchedulerStore `take`, `renewLeases`, `reapExpired`), as the SQL store does them. */
-export function createMemoryLeases({ runRows, openRuns, setRun, atomically }: MemoryLeaseTables): Pick<Store, 'take' | 'renewLeases' | 'reapExpired'> {
+export function createMemoryLeases({ runRows, openRuns, setRun, atomically, ownerOf }: MemoryLeaseTables): Pick<Store, 'take' | 'renewLeases' | 'reapExpired'> {
   return {
-    take: (instanceId, now, leaseUntil, ids, more) =>
+    take: (instanceId, now, leaseUntil, ids, more, perOwner) =>
       atomically(() => {
         const due = (r: Row | undefined): r is Row => r !== undefined && r['status'] === 'queued' && r['waiting'] === 0 && (r['scheduled_at'] as number) <= now;
-        const picked = [...new Set(ids)].map((id) => runRows.get(id)).filter(due);
+        // MAX_CONCURRENT_PER_OWNER: each owner's room is the cap less its running runs (take-capped-sql.ts does the same).
+        const room = new Map<string, number>();
+        if (perOwner !== undefined) for (const r of openRuns()) if (r['status'] === 'running') { const o = ownerOf(r['agent_id'] as string); room.set(o, (room.get(o) ?? perOwner) - 1); }
+        const fits = (r: Row) => {
+          if (perOwner === undefined) return true;
+          const o = ownerOf(r['agent_id'] as string);
+          const left = room.get(o) ?? perOwner;
+          if (left <= 0) return false;
+          room.set(o, left - 1);
+          return true;
+        };
+        const picked = [...new Set(ids)].map((id) => runRows.get(id)).filter(due).filter(fits);
         const chosen = new Set(picked);
         if (more > 0) {
-          const others = openRuns().filter((r) => due(r) && !chosen.has(r)).map((r) => fromRow(runs, r)).sort(queueOrder).slice(0, more);
-          for (const r of others) picked.push(runRows.get(r.id)!);
+          const others = openRuns().filter((r) => due(r) && !chosen.has(r)).map((r) => fromRow(runs, r)).sort(queueOrder);
+          for (const r of others) {
+            if (picked.length - chosen.size >= more) break;
+            const row = runRows.get(r.id)!;
+            if (fits(row)) picked.push(row);
+          }
         }
         return picked.map((r) => setRun(r, { status: 'running', instance_id: instanceId, started_at: now, lease_until: leaseUntil, epoch: (r['epoch'] as number) + 1 }));
       }),

@@ -235,7 +235,7 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
     claim: memoryClaims.claim,
     onPromoted: promotedListeners.add,
     promoteWaiting: () => atomically(() => promoteNow()),
-    ...createMemoryLeases({ runRows, openRuns, setRun, atomically }),
+    ...createMemoryLeases({ runRows, openRuns, setRun, atomically, ownerOf: (agentId) => (agentRows.get(agentId)?.['owner'] as string | undefined) ?? '' }),
     endTimedPause: (agentId, revision, set) =>
       chain.serial(async () => {
         const row = scheduleRows.get(agentId);
