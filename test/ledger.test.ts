@@ -72,7 +72,7 @@ describe('the fire ledger', () => {
     ]);
   });
 
-  it('tells the slots missed while no server ran from the one caught up after the restart', async () => {
+  it('tells the slots missed while no server ran from the one caught up after the restart and those backfilled', async () => {
     using dir = tempDir();
     const dbFile = join(dir.path, 'ledger.db');
     const clock = createManualClock(T0);
@@ -86,11 +86,15 @@ describe('the fire ledger', () => {
     clock.set(T0 + 5.5 * MIN); // down until 00:05:30: 00:02 … 00:05 missed, 00:05 caught up
     await using s2 = await startServer({ clock, dbFile });
     await expect.poll(async () => (await s2.call('GET', '/api/agents/l/runs')).body.data.map((r: { trigger: string; status: string }) => `${r.trigger} ${r.status}`)).toContain('catchup completed');
+    // Two of the missed slots backfilled; the third left missed.
+    const backfilled = await s2.app.scheduler.backfill('l', [T0 + 2 * MIN, T0 + 3 * MIN]);
+    await expect.poll(async () => (await s2.call('GET', '/api/agents/l/runs')).body.data.filter((r: { trigger: string; status: string }) => r.trigger === 'backfill' && r.status === 'completed').length).toBe(2);
+    expect(backfilled).toHaveLength(2);
 
     expect(await ledger(s2, slot(0), slot(7))).toEqual([
       { scheduledAt: slot(1), outcome: 'ran', note: 'completed', run: true },
-      { scheduledAt: slot(2), outcome: 'missed-downtime', note: 'no instance was running', run: false },
-      { scheduledAt: slot(3), outcome: 'missed-downtime', note: 'no instance was running', run: false },
+      { scheduledAt: slot(2), outcome: 'backfilled', note: 'completed', run: true },
+      { scheduledAt: slot(3), outcome: 'backfilled', note: 'completed', run: true },
       { scheduledAt: slot(4), outcome: 'missed-downtime', note: 'no instance was running', run: false },
       { scheduledAt: slot(5), outcome: 'caught-up', note: 'completed', run: true },
       { scheduledAt: slot(6), outcome: 'pending', run: false },

@@ -62,7 +62,7 @@ export function computeLedger(slots: readonly number[], facts: LedgerFacts, { sc
       }
       const note = finalOf(run).status;
       if (run.trigger === 'catchup') return { ...entry, outcome: 'caught-up', note };
-      if ((run.trigger as string) === 'backfill') return { ...entry, outcome: 'backfilled', note };
+      if (run.trigger === 'backfill') return { ...entry, outcome: 'backfilled', note };
       return { ...entry, outcome: 'ran', note };
     }
     // A slot not come yet, or within its jitter, still to be fired.

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
 import type { ScheduleSpec } from '../../src/core/scheduler.ts';
 import { REPLACED } from '../../src/core/store.ts';
 import { BUSY } from '../../src/core/runs.ts';
-import { at, createHarness, gate, type Harness } from '../harness.ts';
+import { at, createHarness, gate, tempDir, type Harness } from '../harness.ts';
 
 /**
  * Overlap policies and backfill (CONTRACT §11) on a manual clock: what a fire does while the agent's run is in
@@ -184,5 +185,27 @@ describe('waiting runs on a shared store (two instances)', () => {
     await b.scheduler.maintainLeases();
     await ran;
     expect(await a.repo.getRun('run_stray')).toMatchObject({ status: 'completed', waiting: false });
+  });
+});
+
+describe('waiting runs across a restart', () => {
+  it('a backfill waiting behind a run a crash interrupted goes, in slot order, once the restart ends that run', async () => {
+    using dir = tempDir();
+    const dbUrl = join(dir.path, 'waiting.db');
+    const first = await createHarness({ dbUrl, keepOpen: true, start: START + 3_600_000 });
+    const agent = await first.addAgent('x', { maxRetries: 0 });
+    await first.scheduler.setSchedule(agent, { jobId: 'x', expression: '0 * * * *', timezone: 'UTC', priority: 2, enabled: true, catchUp: false });
+    await first.holdRun(agent, false);
+    const queued = await first.scheduler.backfill('x', [START, START - 3_600_000]);
+    await first.repo.flush();
+    expect((await first.repo.getRun(queued[0]!.id))!.waiting).toBe(true);
+    // The process dies here: its run is left `running`, the backfill waiting behind it.
+
+    await using second = await createHarness({ dbUrl, start: START + 3_600_000 + 1000 });
+    await second.eventually((e) => e.type === 'agent:completed' && (e.data as { runId: string }).runId === queued[1]!.id);
+    expect(second.calls.map((c) => c.scheduledAt)).toEqual([START - 3_600_000, START]);
+    const runs = await second.runs('x');
+    expect(runs.map((r) => [r.trigger, r.status]).sort()).toEqual([['backfill', 'completed'], ['backfill', 'completed'], ['manual', 'failed']]);
+    await first.repo[Symbol.asyncDispose]();
   });
 });
