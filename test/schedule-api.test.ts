@@ -45,7 +45,7 @@ describe('schedule REST API', () => {
         nextRunAt: created.body.data.nextRunAt, lastRunAt: null, status: 'IDLE',
         taskDetails: {
           agentId: 'agent-123', agentName: 'Content Creator Agent', priority: 3, nextRunTime: created.body.data.nextRunAt,
-          retryCount: 0, lastError: null, backoffUntil: null, isRunning: false, isPaused: false, pauseReason: null, pauseNote: null, pausedUntil: null, jobId: 'agent-123', timezone: 'UTC', catchUp: true, jitterMs: 0,
+          retryCount: 0, lastError: null, backoffUntil: null, isRunning: false, isPaused: false, pauseReason: null, pauseNote: null, pausedUntil: null, jobId: 'agent-123', timezone: 'UTC', catchUp: true, overlap: 'skip', jitterMs: 0,
         },
       },
     });

@@ -225,3 +225,7 @@ export const MAX_METRIC_MODEL_CHARS = 128;
  * all would hold the agent for hours, so older ones stay missed (the ledger says so). @default 100
  */
 export const CATCH_UP_ALL_MAX = 100;
+/** The longest catch-up window a schedule takes (`catchUp.window`): a year and a day, past any schedule's yearly slot. @default 31622400000 (366 d) */
+export const CATCH_UP_MAX_WINDOW_MS = 366 * 24 * 3_600_000;
+/** Most slots one backfill queues (`POST …/backfill`); more is a 400 naming `to`. The ledger's figure: a backfill can be checked with one ledger call. @default 1000 */
+export const BACKFILL_MAX_SLOTS = 1000;

@@ -55,8 +55,8 @@ export type PauseReason = 'manual' | 'budget';
  * skipped; `queue-one` lets it wait and start after the run (at most one waits); `cancel-previous`
  * cancels the run in progress and starts after it ends; `allow` starts it beside the other.
  */
-export type OverlapPolicy = 'skip' | 'queue-one' | 'cancel-previous' | 'allow';
-export const OVERLAP_POLICIES: readonly OverlapPolicy[] = ['skip', 'queue-one', 'cancel-previous', 'allow'];
+export const OVERLAP_POLICIES = ['skip', 'queue-one', 'cancel-previous', 'allow'] as const;
+export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
 
 /** Which missed slots a catch-up runs: the latest one, or every one (oldest first, at most CATCH_UP_ALL_MAX). */
 export type CatchUpPolicy = 'latest' | 'all';

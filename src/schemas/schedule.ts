@@ -1,5 +1,49 @@
 import { z } from 'zod';
+import { OVERLAP_POLICIES } from '../core/records.ts';
+import { CATCH_UP_MAX_WINDOW_MS } from '../core/limits.ts';
+import { parseDuration } from '../core/duration.ts';
 import { agentStatus, idSchema, isoDate, isoInstant, priorityName } from './common.ts';
+
+const windowError = { error: 'expected a duration like "90s", "30m", "1h" or "7d", at most 366d' };
+/** A catch-up window: a whole number and a unit (ms, s, m, h, d), at most CATCH_UP_MAX_WINDOW_MS; parsed to milliseconds. */
+export const catchUpWindow = z
+  .string(windowError)
+  .regex(/^[1-9][0-9]{0,9}(ms|s|m|h|d)$/, windowError)
+  .transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms > CATCH_UP_MAX_WINDOW_MS) ctx.addIssue({ code: 'custom', message: windowError.error });
+    return ms;
+  })
+  .meta({ description: 'Missed slots older than this are left alone: a whole number and a unit (ms, s, m, h, d), at most 366d', examples: ['1h'] });
+
+/**
+ * `true`: one run for the latest missed slot (the seed's rule); `false`: none (misses are recorded);
+ * `{ policy, window? }`: `latest` or `all` (every missed slot, oldest first, at most 100), ignoring slots older than `window`.
+ */
+export const catchUpInput = z
+  .union([
+    z.boolean(),
+    z.strictObject({
+      policy: z.enum(['latest', 'all'], { error: 'expected "latest" or "all"' }).default('latest'),
+      window: catchUpWindow.optional(),
+    }),
+  ], { error: 'expected true, false or { policy: "latest" | "all", window?: "1h" }' })
+  .meta({ description: 'What a restart does with the slots missed while no instance ran: true (one run for the latest), false (none), or { policy, window }' });
+export type CatchUpInput = z.output<typeof catchUpInput>;
+
+export const overlapPolicy = z
+  .enum(OVERLAP_POLICIES, { error: 'expected one of "skip", "queue-one", "cancel-previous", "allow"' })
+  .meta({
+    id: 'Overlap',
+    description: 'A fire while a run of the agent is in progress: `skip` it (recorded), `queue-one` (it waits and starts after; at most one waits), `cancel-previous` (the running one is cancelled), `allow` (they overlap, still bounded by the slots)',
+  });
+
+/** How taskDetails shows a catch-up: as it was given (`true`/`false`), or the policy with its window in the largest whole unit. */
+export const catchUpOutput = z.union([
+  z.boolean(),
+  z.object({ policy: z.enum(['latest', 'all']), window: z.string().optional() }),
+]).meta({ id: 'CatchUp' });
+export type CatchUpOutput = z.output<typeof catchUpOutput>;
 
 export const scheduleInput = z.strictObject({
   cronExpression: z
@@ -11,7 +55,8 @@ export const scheduleInput = z.strictObject({
   enabled: z.boolean({ error: 'expected a boolean' }).default(true),
   jobId: idSchema.optional(),
   timezone: z.string().min(1).max(100).meta({ description: 'An IANA time zone', examples: ['Europe/Berlin'] }).default('UTC'),
-  catchUp: z.boolean({ error: 'expected a boolean' }).default(true),
+  catchUp: catchUpInput.default(true),
+  overlap: overlapPolicy.default('skip'),
   jitterMs: z.number({ error: 'expected a whole number of milliseconds from 0 to 3600000' }).int({ error: 'expected a whole number of milliseconds from 0 to 3600000' }).min(0, { error: 'expected a whole number of milliseconds from 0 to 3600000' }).max(3_600_000, { error: 'expected a whole number of milliseconds from 0 to 3600000' }).default(0)
     .meta({ description: 'Each fire starts up to this long after its slot, by a delay fixed per slot (the same on every instance); scheduledAt stays the slot' }),
 });
@@ -45,7 +90,8 @@ export const taskDetails = z.object({
   pausedUntil: isoDate.nullable(),
   jobId: z.string(),
   timezone: z.string(),
-  catchUp: z.boolean(),
+  catchUp: catchUpOutput,
+  overlap: overlapPolicy,
   jitterMs: z.number().int(),
 }).meta({ id: 'TaskDetails' });
 
@@ -59,7 +105,7 @@ export const scheduleInfo = scheduleSummary.extend({
     id: 'writer', name: 'Writer', scheduleExpression: '*/5 * * * *', scheduleEnabled: true, nextRunAt: '2026-01-01T09:05:00.000Z', lastRunAt: '2026-01-01T09:00:00.000Z', status: 'IDLE',
     taskDetails: {
       agentId: 'writer', agentName: 'Writer', priority: 3, nextRunTime: '2026-01-01T09:05:00.000Z', retryCount: 0, lastError: null, backoffUntil: null,
-      isRunning: false, isPaused: false, pauseReason: null, pauseNote: null, pausedUntil: null, jobId: 'writer', timezone: 'UTC', catchUp: true, jitterMs: 0,
+      isRunning: false, isPaused: false, pauseReason: null, pauseNote: null, pausedUntil: null, jobId: 'writer', timezone: 'UTC', catchUp: true, overlap: 'skip', jitterMs: 0,
     },
   }],
 });
@@ -123,3 +169,13 @@ export const ledgerEntry = z.object({
   runId: z.string().optional(),
   note: z.string().optional().meta({ description: "`ran`: the run's final status (after its retries); a pause's note; why a slot was missed" }),
 }).meta({ id: 'LedgerEntry' });
+
+/** `POST /api/agents/:agentId/backfill`: one run per slot of the schedule in [from, to) (at most 1,000 slots). */
+export const backfillInput = z.strictObject({
+  from: isoInstant.meta({ description: 'The first slot considered (inclusive)' }),
+  to: isoInstant.meta({ description: 'The end of the range (exclusive); not in the future' }),
+});
+export const backfillResult = z.object({
+  runIds: z.array(z.string()).meta({ description: 'The runs queued, one per slot without a run yet, oldest slot first' }),
+  skipped: z.number().int().meta({ description: 'Slots left alone because they already have a run' }),
+}).meta({ id: 'Backfill', examples: [{ runIds: ['r_01', 'r_02'], skipped: 1 }] });

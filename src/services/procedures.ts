@@ -3,7 +3,7 @@ import { agentCreateInput, agentDeleted, agentOutput, agentUpdateInput } from '.
 import { agentIdParam, idSchema, jobParams, runIdParam } from '../schemas/common.ts';
 import { instanceOutput } from '../schemas/instance.ts';
 import { cancelResult, idempotencyKey, runAccepted, runDetail, runOutput, runsQuery, usageQuery, usageReport } from '../schemas/run.ts';
-import { ledgerEntry, ledgerQuery, pausedJob, pauseInput, pauseResult, previewFire, previewQuery, resumeResult, scheduleInfo, scheduleInput, scheduleSetResult, schedulerStats, unscheduled } from '../schemas/schedule.ts';
+import { backfillInput, backfillResult, ledgerEntry, ledgerQuery, pausedJob, pauseInput, pauseResult, previewFire, previewQuery, resumeResult, scheduleInfo, scheduleInput, scheduleSetResult, schedulerStats, unscheduled } from '../schemas/schedule.ts';
 import { lastEventId } from '../schemas/events.ts';
 import type { Access, Principal } from './auth.ts';
 import type { StreamEvent } from './events.ts';
@@ -138,6 +138,11 @@ export const procedures = {
     summary: "What became of each slot of an agent's schedule in [from, to) (at most 1,000 slots): ran, skipped, paused, missed, caught up, pending",
     input: agentIdParam.extend(ledgerQuery.shape), output: z.array(ledgerEntry),
     call: ({ principal, services }, { agentId, from, to }) => services.schedule.ledger(principal, agentId, from, to),
+  }),
+  'schedule.backfill': mutation({
+    summary: "Queue one run per slot of an agent's schedule in [from, to) (at most 1,000 slots); slots that have a run are left alone",
+    input: backfillInput.extend(agentIdParam.shape), output: backfillResult,
+    call: ({ principal, services }, { agentId, from, to }) => services.schedule.backfill(principal, agentId, from, to),
   }),
   'scheduler.status': query({
     summary: 'Global scheduler statistics', output: schedulerStats,

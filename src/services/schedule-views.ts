@@ -1,4 +1,5 @@
-import { validateCron } from '../core/cron.ts';
+import { occurrencesBetween, validateCron } from '../core/cron.ts';
+import { BACKFILL_MAX_SLOTS } from '../core/limits.ts';
 import { badRequest, notFound } from '../core/errors.ts';
 import { computeLedger, ledgerSlots } from '../core/ledger.ts';
 import { previewFires } from '../core/preview.ts';
@@ -17,10 +18,28 @@ export function createScheduleViews({ store, scheduler, now, leaseMs }: { store:
       if (from >= to) throw badRequest(`query.from: expected an instant before query.to, got ${new Date(from).toISOString()}`);
       const s = scheduler.schedule(agentId);
       if (!s) throw notFound(`No scheduled task found for agent ${agentId}`);
-      // The slot at the very instant the schedule was made is not one of its fires (the first is the next one after).
-      const slots = ledgerSlots(s.expression, s.timezone, Math.max(from, s.createdAt + 1), to);
+      const slots = ledgerSlots(s.expression, s.timezone, from, to);
       const facts = await store.ledgerFacts(agentId, slots.map((t) => `${s.jobId}@${t}`), from, to);
-      return computeLedger(slots, facts, { schedule: s, now: now(), leaseMs }).map((e) => ({ ...e, scheduledAt: new Date(e.scheduledAt).toISOString() }));
+      // Slots up to the instant the schedule was made are not its fires (the first is the next one after),
+      // unless a backfill gave them a run.
+      return computeLedger(slots, facts, { schedule: s, now: now(), leaseMs })
+        .filter((e) => e.scheduledAt > s.createdAt || e.runId !== undefined)
+        .map((e) => ({ ...e, scheduledAt: new Date(e.scheduledAt).toISOString() }));
+    },
+    /**
+     * Queues one run per slot of the agent's schedule in [from, to) (trigger `backfill`); slots that
+     * already have a run are left alone (so a backfill repeated over the same range runs each slot once).
+     */
+    async backfill(p: Principal, agentId: string, from: number, to: number) {
+      await ownedAgent(store, p, agentId);
+      if (from >= to) throw badRequest(`body.from: expected an instant before body.to, got ${new Date(from).toISOString()}`);
+      if (to > now()) throw badRequest(`body.to: expected an instant not in the future, got ${new Date(to).toISOString()}`);
+      const s = scheduler.schedule(agentId);
+      if (!s) throw notFound(`No scheduled task found for agent ${agentId}`);
+      const slots = occurrencesBetween(s.expression, s.timezone, from, to, BACKFILL_MAX_SLOTS);
+      if (slots === null) throw badRequest(`body.to: the range holds more than ${BACKFILL_MAX_SLOTS} slots of "${s.expression}"; backfill a shorter one`);
+      const queued = await scheduler.backfill(agentId, slots);
+      return { runIds: queued.map((r) => r.id), skipped: slots.length - queued.length };
     },
     /** The next fires of the agent's schedule, or of an expression not saved yet (its zone: the one given, else the schedule's, else UTC). */
     async preview(p: Principal, agentId: string, q: PreviewQuery) {

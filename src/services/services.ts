@@ -15,7 +15,7 @@ import { createScheduleViews } from './schedule-views.ts';
 import type { HealthService } from './health.ts';
 import { mayAccess, ownedAgent } from './ownership.ts';
 import {
-  agentView, cancelledView, deletedView, instanceView, pausedView, resumedView, runAcceptedView, runDetailView, runView, scheduleSetView, scheduleView, unscheduledView, usageView,
+  agentView, catchUpSpec, cancelledView, deletedView, instanceView, pausedView, resumedView, runAcceptedView, runDetailView, runView, scheduleSetView, scheduleView, unscheduledView, usageView,
 } from './views.ts';
 
 /**
@@ -210,7 +210,8 @@ export function createServices({ store, scheduler, handlers, instances, now = Da
           timezone: input.timezone,
           priority: PRIORITIES[input.priority],
           enabled: input.enabled,
-          catchUp: input.catchUp,
+          ...catchUpSpec(input.catchUp),
+          overlap: input.overlap,
           jitterMs: input.jitterMs,
         });
         return { created: !existed, schedule: scheduleSetView(agent, s, input.priority) };

@@ -6,7 +6,9 @@ import type { AgentOutput } from '../schemas/agent.ts';
 import type { PriorityName } from '../schemas/common.ts';
 import type { InstanceOutput } from '../schemas/instance.ts';
 import type { RunDetail, RunOutput, UsageReportOutput } from '../schemas/run.ts';
-import type { ScheduleInfo } from '../schemas/schedule.ts';
+import type { CatchUpInput, CatchUpOutput, ScheduleInfo } from '../schemas/schedule.ts';
+import { formatDuration } from '../core/duration.ts';
+import type { ScheduleSpec } from '../core/schedules.ts';
 
 /**
  * Records → the API's data objects (ISO times, the field names the README documents). Every answer a
@@ -39,6 +41,19 @@ export function agentView(a: AgentRecord, s: Readonly<ScheduleRecord> | undefine
   };
 }
 
+/** A schedule body's `catchUp` as the scheduler's fields: `true` is `{ policy: "latest" }` without a window. */
+export function catchUpSpec(c: CatchUpInput): Pick<ScheduleSpec, 'catchUp' | 'catchUpPolicy' | 'catchUpWindowMs'> {
+  if (typeof c === 'boolean') return { catchUp: c, catchUpPolicy: 'latest', catchUpWindowMs: null };
+  return { catchUp: true, catchUpPolicy: c.policy, catchUpWindowMs: c.window ?? null };
+}
+
+/** The other way: `true`/`false` for the seed's two cases, the object (its window in the largest whole unit) otherwise. */
+function catchUpView(s: Readonly<ScheduleRecord>): CatchUpOutput {
+  if (!s.catchUp) return false;
+  if (s.catchUpPolicy === 'latest' && s.catchUpWindowMs === null) return true;
+  return { policy: s.catchUpPolicy, ...(s.catchUpWindowMs !== null && { window: formatDuration(s.catchUpWindowMs) }) };
+}
+
 export function scheduleView(a: AgentRecord, s: Readonly<ScheduleRecord> | undefined, isRunning: boolean): ScheduleInfo {
   return {
     id: a.id,
@@ -64,7 +79,8 @@ export function scheduleView(a: AgentRecord, s: Readonly<ScheduleRecord> | undef
           pausedUntil: s.paused ? iso(s.resumeAt) : null,
           jobId: s.jobId,
           timezone: s.timezone,
-          catchUp: s.catchUp,
+          catchUp: catchUpView(s),
+          overlap: s.overlap,
           jitterMs: s.jitterMs,
         }
       : null,

@@ -129,6 +129,7 @@ export const routes: Route[] = [
   rest('GET', '/api/agents/:agentId/schedule', 'schedule.get'),
   rest('GET', '/api/agents/:agentId/schedule/preview', 'schedule.preview', { query: ['count', 'cronExpression', 'timezone'] }),
   rest('GET', '/api/agents/:agentId/ledger', 'schedule.ledger', { query: ['from', 'to'] }),
+  rest('POST', '/api/agents/:agentId/backfill', 'schedule.backfill', { status: 202 }),
   rest('DELETE', '/api/agents/:agentId/schedule', 'schedule.remove', { message: 'Agent unscheduled successfully' }),
   rest('PATCH', '/api/agents/:agentId/schedule/:jobId/pause', 'schedule.pause', { message: ({ jobId }) => `Job ${jobId} paused successfully` }),
   rest('PATCH', '/api/agents/:agentId/schedule/:jobId/resume', 'schedule.resume', { message: ({ jobId }) => `Job ${jobId} resumed successfully` }),
