@@ -154,6 +154,31 @@ describe('agent-scheduler CLI', () => {
     expect((await cli(['ledger', 'cli-more', '--from', from], env)).code).toBe(2);
   });
 
+  it('sets overlap and catch-up policies, and backfills a past range once', async () => {
+    await server.call('POST', '/api/agents', { body: { id: 'cli-fill', name: 'Fill', handler: 'demo', config: { steps: 1, stepMs: 1 } } });
+    const set = await cli(['schedule', 'set', 'cli-fill', '* * * * *', '--overlap', 'queue-one', '--catch-up', 'all', '--catch-up-window', '360m', '--json'], env);
+    expect(set.code, set.stderr).toBe(0);
+    expect(JSON.parse((await cli(['schedule', 'get', 'cli-fill', '--json'], env)).stdout)).toMatchObject({ taskDetails: { overlap: 'queue-one', catchUp: { policy: 'all', window: '6h' } } });
+    expect((await cli(['schedule', 'set', 'cli-fill', '* * * * *', '--catch-up', 'off', '--json'], env)).code).toBe(0);
+    expect(JSON.parse((await cli(['schedule', 'get', 'cli-fill', '--json'], env)).stdout)).toMatchObject({ taskDetails: { overlap: 'skip', catchUp: false } });
+    expect((await cli(['schedule', 'set', 'cli-fill', '* * * * *', '--overlap', 'sometimes'], env)).code).toBe(2);
+    expect((await cli(['schedule', 'set', 'cli-fill', '* * * * *', '--catch-up', 'off', '--catch-up-window', '1h'], env)).code).toBe(2);
+    const badWindow = await cli(['schedule', 'set', 'cli-fill', '* * * * *', '--catch-up-window', 'soon'], env);
+    expect([badWindow.code, badWindow.stderr]).toEqual([1, expect.stringMatching(/catchUp\.window: expected a duration/)]);
+
+    // The three whole minutes before this one.
+    const end = Math.floor(Date.now() / 60_000) * 60_000;
+    const range = ['--from', new Date(end - 3 * 60_000).toISOString(), '--to', new Date(end).toISOString()];
+    const first = await cli(['backfill', 'cli-fill', ...range, '--json'], env);
+    expect(first.code, first.stderr).toBe(0);
+    expect((JSON.parse(first.stdout) as { runIds: string[] }).runIds).toHaveLength(3);
+    const again = await cli(['backfill', 'cli-fill', ...range], env);
+    expect(again.stdout).toMatch(/^Queued 0 run\(s\); 3 slot\(s\) already had one/);
+    expect((await cli(['backfill', 'cli-fill', '--from', range[1]!], env)).code).toBe(2);
+    const future = await cli(['backfill', 'cli-fill', '--from', range[1]!, '--to', new Date(end + 3_600_000).toISOString()], env);
+    expect([future.code, future.stderr]).toEqual([1, expect.stringMatching(/body\.to: expected an instant not in the future/)]);
+  });
+
   it('sets, shows, pauses, resumes and removes a schedule', async () => {
     await server.call('POST', '/api/agents', { body: { id: 'cli-sched', name: 'Sched', handler: 'demo' } });
     const set = await cli(['schedule', 'set', 'cli-sched', '0 9 * * *', '--priority', 'HIGH', '--timezone', 'Europe/Berlin', '--job-id', 'morning', '--json'], env);

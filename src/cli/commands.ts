@@ -34,6 +34,16 @@ function jsonObject(v: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+interface ScheduleSetOptions { priority: string; timezone: string; jobId?: string; jitterMs?: number; overlap?: string; catchUp?: 'off' | 'latest' | 'all'; catchUpWindow?: string }
+
+/** `--catch-up` and its window as the body's `catchUp` (the server checks the window and names `catchUp.window`). */
+function catchUpBody(o: ScheduleSetOptions): boolean | { policy: 'latest' | 'all'; window?: string } | undefined {
+  if (o.catchUp === 'off') return false;
+  const policy = o.catchUp ?? 'latest';
+  if (o.catchUpWindow !== undefined) return { policy, window: o.catchUpWindow };
+  return o.catchUp === undefined ? undefined : policy === 'latest' ? true : { policy };
+}
+
 export function isoInstant(name: string) {
   return (v: string) => {
     const t = Date.parse(v);
@@ -109,10 +119,23 @@ export function registerApiCommands(program: Command, sessionOf: SessionOf): voi
     .option('--timezone <tz>', 'an IANA time zone the expression is read in', 'UTC')
     .option('--job-id <jobId>', 'the job id (default: the agent id)')
     .option('--jitter-ms <ms>', 'start each fire up to this long after its slot (0-3600000), the same delay on every instance', intIn('--jitter-ms', 0, 3_600_000))
-    .addHelpText('after', examples("agent-scheduler schedule set writer '*/5 * * * *'", "agent-scheduler schedule set writer '0 9 * * *' --priority HIGH --timezone America/New_York", "agent-scheduler schedule set writer '0 * * * *' --jitter-ms 300000"))
-    .action(async (agentId: string, cron: string, o: { priority: string; timezone: string; jobId?: string; jitterMs?: number }, cmd: Command) => {
+    .addOption(new Option('--overlap <policy>', 'a fire while a run is going: skip it, queue one after it, cancel the running one, or allow both').choices(['skip', 'queue-one', 'cancel-previous', 'allow']))
+    .addOption(new Option('--catch-up <policy>', 'slots missed while no instance ran: none, a run for the latest, or a run each (at most 100)').choices(['off', 'latest', 'all']))
+    .option('--catch-up-window <duration>', 'with --catch-up: leave alone missed slots older than this (e.g. 30m, 6h, 7d)')
+    .addHelpText('after', examples(
+      "agent-scheduler schedule set writer '*/5 * * * *'",
+      "agent-scheduler schedule set writer '0 9 * * *' --priority HIGH --timezone America/New_York",
+      "agent-scheduler schedule set writer '0 * * * *' --jitter-ms 300000",
+      "agent-scheduler schedule set writer '*/15 * * * *' --overlap queue-one --catch-up all --catch-up-window 6h",
+    ))
+    .action(async (agentId: string, cron: string, o: ScheduleSetOptions, cmd: Command) => {
       const { rest, print } = sessionOf(cmd);
-      const body = { cronExpression: cron, priority: o.priority, timezone: o.timezone, ...(o.jobId && { jobId: o.jobId }), ...(o.jitterMs !== undefined && { jitterMs: o.jitterMs }) };
+      if (o.catchUpWindow !== undefined && o.catchUp === 'off') cmd.error('error: --catch-up-window cannot be used with --catch-up off');
+      const catchUp = catchUpBody(o);
+      const body = {
+        cronExpression: cron, priority: o.priority, timezone: o.timezone, ...(o.jobId && { jobId: o.jobId }), ...(o.jitterMs !== undefined && { jitterMs: o.jitterMs }),
+        ...(o.overlap && { overlap: o.overlap }), ...(catchUp !== undefined && { catchUp }),
+      };
       const { data, message } = await rest<{ id: string; jobId: string; nextRunAt: string | null }>({ method: 'POST', path: `/api/agents/${seg(agentId)}/schedule`, body });
       print.result(data, (d) => `${message ?? 'Scheduled'}: ${d.id} (job ${d.jobId}), next run ${d.nextRunAt ?? '-'}`);
     });

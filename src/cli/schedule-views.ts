@@ -37,4 +37,17 @@ export function registerScheduleViews(program: Command, sessionOf: SessionOf): v
       });
       print.result(data, (slots) => table(['SLOT', 'OUTCOME', 'NOTE', 'RUN'], slots.map((s) => [s.scheduledAt, s.outcome, s.note ?? null, s.runId ?? null])));
     });
+
+  program
+    .command('backfill')
+    .description("queue one run per slot of an agent's schedule in a past range [from, to); slots that already have a run are left alone")
+    .argument('<agentId>', 'the agent id')
+    .requiredOption('--from <iso>', 'first slot, inclusive (ISO date or time)', isoInstant('--from'))
+    .requiredOption('--to <iso>', 'end, exclusive, not in the future (ISO date or time; at most 1,000 slots)', isoInstant('--to'))
+    .addHelpText('after', examples('agent-scheduler backfill writer --from 2026-06-01 --to 2026-06-02'))
+    .action(async (agentId: string, o: { from: string; to: string }, cmd: Command) => {
+      const { rest, print } = sessionOf(cmd);
+      const { data } = await rest<{ runIds: string[]; skipped: number }>({ method: 'POST', path: `/api/agents/${seg(agentId)}/backfill`, body: { from: o.from, to: o.to } });
+      print.result(data, (d) => [`Queued ${d.runIds.length} run(s); ${d.skipped} slot(s) already had one`, ...d.runIds].join('\n'));
+    });
 }
