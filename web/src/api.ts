@@ -24,6 +24,7 @@ export const keys = {
   agent: (agentId: string) => ['agent', agentId] as const,
   schedule: (agentId: string) => ['agent', agentId, 'schedule'] as const,
   runs: (agentId: string) => ['agent', agentId, 'runs'] as const,
+  ledger: (agentId: string) => ['agent', agentId, 'ledger'] as const,
   run: (runId: string) => ['run', runId] as const,
   usage: (agentId: string) => ['agent', agentId, 'usage'] as const,
   preview: (agentId: string, cron: string, timezone: string) => ['preview', agentId, cron, timezone] as const,

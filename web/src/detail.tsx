@@ -1,10 +1,11 @@
 import { useMutation, useQuery } from '@tanstack/preact-query';
 import { useState } from 'preact/hooks';
 import { client, keys, messageOf, queryClient, type Agent } from './api.ts';
+import { Ledger } from './ledger.tsx';
 import { Runs, Usage } from './runs.tsx';
 import { ScheduleForm } from './schedule.tsx';
 
-/** One agent: its actions (run now, pause, resume, delete), its schedule, its runs and its usage. */
+/** One agent: its actions (run now, pause, resume, delete), its schedule and what became of its slots, its runs and its usage. */
 export function AgentDetail({ agent, onDeleted }: { agent: Agent; onDeleted: () => void }) {
   const schedule = useQuery({ queryKey: keys.schedule(agent.id), queryFn: () => client.schedule.get.query({ agentId: agent.id }), enabled: agent.scheduleExpression !== null });
   const task = schedule.data?.taskDetails ?? null;
@@ -44,6 +45,12 @@ export function AgentDetail({ agent, onDeleted }: { agent: Agent; onDeleted: () 
       {action.error && <p role="alert" class="error">{messageOf(action.error)}</p>}
       <h3>Schedule</h3>
       <ScheduleForm key={agent.id} agent={agent} />
+      {agent.scheduleExpression !== null && (
+        <>
+          <h3>Fire ledger</h3>
+          <Ledger agentId={agent.id} />
+        </>
+      )}
       <h3>Usage (last 30 days)</h3>
       {agent.budget && (
         <p aria-label="Budget">
