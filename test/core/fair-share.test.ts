@@ -29,8 +29,9 @@ describe('fair share between owners', () => {
     expect(order.filter((n) => n.startsWith('a'))).toEqual(Array.from({ length: 1000 }, (_, i) => `a${i + 1}`));
   });
 
-  it("starts another owner's run within a turn, behind a thousand waiting runs of one owner", async () => {
-    await using h = await createHarness({ maxConcurrent: 1 });
+  // Shared: the store of instances sharing a database, where each run is taken by the instance before it starts.
+  it.each([['one instance', false], ['on a shared store', true]])("starts another owner's run within a turn, behind a thousand waiting runs of one owner (%s)", async (_name, shared) => {
+    await using h = await createHarness({ maxConcurrent: 1, shared });
     // A thousand of alice's agents and one of bob's, all on the same second; none of them read yet (a fresh start).
     for (let i = 0; i < 1000; i++) await h.scheduler.setSchedule(await h.addAgent(`alice-${i}`, { owner: 'alice' }), everySecond(`alice-${i}`));
     await h.scheduler.setSchedule(await h.addAgent('bob-1', { owner: 'bob' }), everySecond('bob-1'));
