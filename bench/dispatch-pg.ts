@@ -52,9 +52,19 @@ function child(url: string, id: string): { proc: ChildProcess; ready: Promise<vo
   return { proc, ready: readyP, counts };
 }
 
+/** Resolves when the process has exited; one that takes more than 10 s to stop is killed. */
+function exited(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+    proc.once('exit', () => (clearTimeout(timer), resolve()));
+  });
+}
+
 async function ours(instances: number): Promise<{ perSecond: number; duplicates: number }> {
   const schema = await freshSchema();
   const db = new Kysely<Database>({ dialect: postgresDialect(schema.url) });
+  let children: ReturnType<typeof child>[] = [];
   try {
     await migrate(db);
     const at = Date.now() + 4000 + instances * 1500; // every schedule comes due at this instant, once all instances have loaded
@@ -63,7 +73,7 @@ async function ours(instances: number): Promise<{ perSecond: number; duplicates:
       await db.insertInto('agents').values(ids.map((id) => ({ id, owner: 'bench', name: id, handler: 'noop', config: '{}', description: null, timeout_ms: null, max_retries: null, status: 'IDLE', last_run_at: null, last_error: null, retry_count: 0, backoff_until: null, created_at: at, updated_at: at }))).execute();
       await db.insertInto('schedules').values(ids.map((id, j) => ({ agent_id: id, job_id: id, expression: '0 0 1 1 *', timezone: 'UTC', priority: 1 + ((i + j) % 4), enabled: 1, paused: 0, catch_up: 1, next_run_at: at, created_at: at, updated_at: at }) as never)).execute();
     }
-    const children = Array.from({ length: instances }, (_, k) => child(schema.url, `bench-${k}`));
+    children = Array.from({ length: instances }, (_, k) => child(schema.url, `bench-${k}`));
     await Promise.all(children.map((c) => c.ready));
     if (Date.now() > at) throw new Error('instances took longer to start than the benchmark allows');
     let completed = 0;
@@ -76,12 +86,16 @@ async function ours(instances: number): Promise<{ perSecond: number; duplicates:
     const seconds = (Date.now() - at) / 1000;
     for (const c of children) c.proc.stdin!.write('stop\n');
     const all = await Promise.all(children.map((c) => c.counts));
+    // Dropping the schema while an instance still writes its last rows deadlocks with it: wait for every exit.
+    await Promise.all(children.map((c) => exited(c.proc)));
     const bySlot = new Map<string, number>();
     for (const counts of all) for (const [slot, n] of Object.entries(counts)) bySlot.set(slot, (bySlot.get(slot) ?? 0) + n);
     let duplicates = 0;
     for (const n of bySlot.values()) if (n > 1) duplicates += n - 1;
     return { perSecond: N / seconds, duplicates };
   } finally {
+    for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+    await Promise.all(children.map((c) => exited(c.proc)));
     await db.destroy();
     await schema.drop();
   }
