@@ -11,7 +11,7 @@ const noOuterLayers = { regex: '(^|/)(runtime|transport)/|(^|/)app\\.ts$', messa
 const viaServices = { regex: '(^|/)core/(events|scheduler)\\.ts$', message: 'transport/ watches and commands through services/ (services/events.ts, services/services.ts), not the scheduler or its bus.' };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'bench/results*.json', 'client/dist/**', 'web/dist/**'] },
+  { ignores: ['node_modules/**', 'data/**', 'bench/results*.json', 'client/dist/**', 'web/dist/**', 'dist/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

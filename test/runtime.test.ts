@@ -14,9 +14,10 @@ function env(dir: string): NodeJS.ProcessEnv {
 }
 
 describe('runtime (npm start, npm run token)', () => {
-  it('generates a 0600 secret on first start, prints a working admin token, and exits 0 on SIGTERM', async () => {
+  it('npm start (the built dist/server/node.mjs) generates a 0600 secret on first start, prints a working admin token, serves the dashboard and docs, and exits 0 on SIGTERM', async () => {
     using dir = tempDir();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/runtime/node.ts'], { env: env(dir.path), stdio: ['ignore', 'pipe', 'pipe'] });
+    // `npm start` itself: it builds the server file from src/ and runs it with plain node (no tsx).
+    const child = spawn('npm', ['start', '--silent'], { env: env(dir.path), stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     const lines: string[] = [];
     const { url, token } = await new Promise<{ url: string; token: string }>((resolve, reject) => {
@@ -41,6 +42,10 @@ describe('runtime (npm start, npm run token)', () => {
       expect(created.status).toBe(201);
       const listed = (await (await fetch(`${url}/api/agents`, { headers })).json()) as { data: unknown[] };
       expect(listed.data).toHaveLength(1);
+      // The built file finds what the sources find from their own folder: the dashboard's files and the API docs.
+      const page = await fetch(`${url}/`);
+      expect([page.status, page.headers.get('content-type')]).toEqual([200, expect.stringMatching(/^text\/html/)]);
+      expect((await fetch(`${url}/api/docs`)).status).toBe(200);
 
       // `npm run token` signs with the same generated secret.
       const r = spawnSync('npm', ['run', '--silent', 'token', '--', '--sub', 'alice', '--role', 'admin', '--ttl', '2h'], { env: env(dir.path), encoding: 'utf8' });
