@@ -3,6 +3,7 @@ import { nextOccurrence } from './cron.ts';
 import { jitterOf } from './jitter.ts';
 import type { CatchUpPolicy, Fence, OverlapPolicy, PauseReason, ScheduleRecord, SchedulerStore } from './store.ts';
 import type { Timeline } from './timeline.ts';
+import { createStateBuilder } from './schedule-state.ts';
 
 /** What a caller sets on an agent's schedule; the scheduler adds its state (paused, next fire, times). */
 export interface ScheduleSpec {
@@ -57,17 +58,7 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
   /** The last revision handed out here, on a store this process alone writes (see `nextRevision`). */
   let revisions = 0;
 
-  /**
-   * One copy of each distinct expression and timezone string: 100,000 schedules usually share a few
-   * dozen, and a copy per schedule would be most of their memory.
-   */
-  const interned = new Map<string, string>();
-  function intern(s: string): string {
-    const found = interned.get(s);
-    if (found !== undefined) return found;
-    interned.set(s, s);
-    return s;
-  }
+  const { stateOf } = createStateBuilder();
 
   /** Unique across instances: two pausing the same agent in the same millisecond differ in the random part. */
   const pauseId = (agentId: string, at: number) => `${agentId}:${at}:${Math.floor(Math.random() * 0x100000000).toString(36)}`;
@@ -117,18 +108,16 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
 
     /** Takes the stored schedules as they are; their fires are planned by recovery, which knows what was missed. */
     async load(): Promise<void> {
-      // The loaded records become the states in place: at 100,000 schedules a copy each is 100,000 more objects to collect.
-      for (const record of await store.loadSchedules()) {
-        const s = record as ScheduleState;
-        s.expression = intern(record.expression);
-        s.timezone = intern(record.timezone);
-        s.owner = intern(record.owner);
-        s.version = ++versions;
+      const hold = (record: ScheduleRecord) => {
+        const s = stateOf(record, ++versions);
         if (s.revision > revisions) revisions = s.revision;
         byAgent.set(s.agentId, s);
         // A budget pause resumes by itself at its time, even one passed while no process ran (then at once).
         if (s.paused) plan(s);
-      }
+      };
+      // Records come page by page, each made a state at once (not all read, then all copied); a store that
+      // does not hand them over answers them all.
+      for (const record of await store.loadSchedules(undefined, hold)) hold(record);
     },
 
     /**
@@ -178,27 +167,29 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
       const prev = byAgent.get(agentId);
       // A replaced schedule starts unpaused: a pause it had ends here (the ledger's record of it).
       if (prev?.paused) store.write({ op: 'pause.end', agentId, at: now });
-      const s: ScheduleState = {
+      const s = stateOf({
         agentId,
-        ...spec,
-        jitterMs: spec.jitterMs ?? 0,
+        jobId: spec.jobId,
+        expression: spec.expression,
+        timezone: spec.timezone,
+        priority: spec.priority,
+        enabled: spec.enabled,
+        paused: false,
+        catchUp: spec.catchUp,
         catchUpPolicy: spec.catchUpPolicy ?? 'latest',
         catchUpWindowMs: spec.catchUpWindowMs ?? null,
         overlap: spec.overlap ?? 'skip',
-        owner: intern(spec.owner ?? ''),
-        expression: intern(spec.expression),
-        timezone: intern(spec.timezone),
-        paused: false,
+        owner: spec.owner ?? '',
+        jitterMs: spec.jitterMs ?? 0,
+        nextRunAt: spec.enabled ? nextOccurrence(spec.expression, spec.timezone, now) : null,
         pauseReason: null,
         resumeAt: null,
         pauseNote: null,
-        nextRunAt: spec.enabled ? nextOccurrence(spec.expression, spec.timezone, now) : null,
         revision,
         changedAt: now,
         createdAt: prev?.createdAt ?? now,
         updatedAt: now,
-        version: 0,
-      };
+      }, 0);
       bump(s);
       const { version: _v, ...record } = s;
       changed(agentId);
@@ -226,11 +217,7 @@ export function createSchedules(store: SchedulerStore, clock: Clock, timeline: T
       if (held && held.revision === stored.revision && held.enabled === stored.enabled && held.paused === stored.paused && held.jobId === stored.jobId) {
         return { changed: false, schedule: held };
       }
-      const s = stored as ScheduleState;
-      s.expression = intern(stored.expression);
-      s.timezone = intern(stored.timezone);
-      s.owner = intern(stored.owner);
-      s.version = ++versions;
+      const s = stateOf(stored, ++versions);
       // A stored next fire already past was fired (or will be claimed as taken) elsewhere: plan the one after now.
       const now = clock.now();
       if (s.enabled && !s.paused && (s.nextRunAt === null || s.nextRunAt <= now)) s.nextRunAt = nextAfter(s, now);

@@ -85,8 +85,12 @@ export interface SchedulerStore {
    * at start is a leftover of this process's predecessor; on a shared one, only runs whose lease ended are.
    */
   readonly shared: boolean;
-  /** Every stored schedule; with `since`, only those whose `changedAt` is at `since` or later (an index serves it). */
-  loadSchedules(since?: number): Promise<ScheduleRecord[]>;
+  /**
+   * Every stored schedule; with `since`, only those whose `changedAt` is at `since` or later (an index serves it).
+   * With `each`, a store may hand each record to it as its page is read and answer only the rest (none): the
+   * start reads 100,000 schedules without holding them all twice. A caller passing `each` takes both.
+   */
+  loadSchedules(since?: number, each?: (record: ScheduleRecord) => void): Promise<ScheduleRecord[]>;
   /**
    * A schedule revision no one has had before, from one counter in the database, taken atomically: two
    * instances changing one schedule at once get two revisions, and a schedule removed and set again

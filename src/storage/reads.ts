@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { DAY_MS } from '../core/budgets.ts';
 import { OUTPUT_PREVIEW_CHARS } from '../core/limits.ts';
-import type { AgentRecord, EventRecord, Store } from '../core/store.ts';
+import type { AgentRecord, EventRecord, ScheduleRecord, Store } from '../core/store.ts';
 import type { Database } from './schema.ts';
 import { agents, events, fromRow, runs, schedules, type Row, type TableSpec } from './tables.ts';
 
@@ -14,6 +14,9 @@ type Reads = Pick<
   | 'nextQueuedAt' | 'clusterFigures' | 'openRuns' | 'cancelRequests' | 'usageByDay' | 'lastOutput' | 'countAgents' | 'countRunsSince'
 >;
 
+/** Schedules read per statement when loading them all. */
+const SCHEDULE_PAGE = 2000;
+
 /** Every runs column but `output`, which a list reads only the start of (OUTPUT_PREVIEW_CHARS). */
 const LISTED_RUN_COLUMNS = runs.names.filter((n) => n !== runs.columns.output.name) as (keyof Database['runs'])[];
 
@@ -24,10 +27,20 @@ const LISTED_RUN_COLUMNS = runs.names.filter((n) => n !== runs.columns.output.na
 export function createReads(db: Kysely<Database>): Reads {
   const maybe = <R>(t: TableSpec<R>, row: Row | undefined) => (row ? fromRow(t, row) : undefined);
   return {
-    async loadSchedules(since) {
-      let query = db.selectFrom('schedules').selectAll();
-      if (since !== undefined) query = query.where('changed_at', '>=', since); // index schedules_changed
-      return (await query.execute()).map((r) => fromRow(schedules, r));
+    // In pages by agent id (the primary key): 100,000 rows read at once made 100,000 transient row objects
+    // beside the records, and the heap grown for that peak stayed the process's size.
+    async loadSchedules(since, each) {
+      const out: ScheduleRecord[] = [];
+      const take = each ?? ((r: ScheduleRecord) => void out.push(r));
+      for (let after: string | null = null; ;) {
+        let query = db.selectFrom('schedules').selectAll().orderBy('agent_id').limit(SCHEDULE_PAGE);
+        if (since !== undefined) query = query.where('changed_at', '>=', since); // index schedules_changed
+        if (after !== null) query = query.where('agent_id', '>', after);
+        const rows = await query.execute();
+        for (const r of rows) take(fromRow(schedules, r));
+        if (rows.length < SCHEDULE_PAGE) return out;
+        after = rows[rows.length - 1]!.agent_id;
+      }
     },
     // Over the partial index of open runs (runs_open): a few rows, read twice a second while the instance runs something.
     async cancelRequests(instanceId) {
