@@ -156,14 +156,18 @@ describe('tRPC', () => {
     await using s = await startServer();
     await using c = client(s, await s.token());
     const got: { stats: { scheduledTasksCount: number } }[] = [];
+    const first = deferred();
     const changed = deferred();
     const sub = c.events.scheduler.subscribe(undefined, {
       onData: (e) => {
         if (e.data.type !== 'scheduler:status') return;
         got.push(e.data.data);
+        first.resolve();
         if (e.data.data.stats.scheduledTasksCount === 1) changed.resolve();
       },
     });
+    // The figures at subscribe time first: a change made before the subscription is set up would be in them.
+    await first.promise;
     await c.agents.create.mutate({ id: 'a', name: 'A', handler: 'demo' });
     await c.schedule.set.mutate({ agentId: 'a', cronExpression: '@yearly' });
     await changed.promise;
