@@ -4,6 +4,16 @@ import { table } from './output.ts';
 import { examples, intIn, type SessionOf } from './program.ts';
 import { seg } from './rest.ts';
 
+/** A command over the slots of one agent's schedule in [--from, --to). */
+function slotRange(program: Command, name: string, description: string, toHelp: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .argument('<agentId>', 'the agent id')
+    .requiredOption('--from <iso>', 'the first slot, inclusive (ISO date or time)', isoInstant('--from'))
+    .requiredOption('--to <iso>', toHelp, isoInstant('--to'));
+}
+
 /** Looking at a schedule before and after (CONTRACT §11): the next fires with their DST notes, and what became of past slots. */
 export function registerScheduleViews(program: Command, sessionOf: SessionOf): void {
   const schedule = program.commands.find((c) => c.name() === 'schedule')!;
@@ -23,12 +33,7 @@ export function registerScheduleViews(program: Command, sessionOf: SessionOf): v
       print.result(data, (fires) => table(['AT (UTC)', 'LOCAL', 'NOTE'], fires.map((f) => [f.at, f.local, f.note ?? null])));
     });
 
-  program
-    .command('ledger')
-    .description("what became of each slot of an agent's schedule in [from, to): ran, skipped, paused, missed, caught up, pending")
-    .argument('<agentId>', 'the agent id')
-    .requiredOption('--from <iso>', 'start, inclusive (ISO date or time)', isoInstant('--from'))
-    .requiredOption('--to <iso>', 'end, exclusive (ISO date or time; at most 1,000 slots)', isoInstant('--to'))
+  slotRange(program, 'ledger', "what became of each slot of an agent's schedule in [from, to): ran, skipped, paused, missed, caught up, pending", 'end, exclusive (ISO date or time; at most 1,000 slots)')
     .addHelpText('after', examples('agent-scheduler ledger writer --from 2026-06-01T08:00:00Z --to 2026-06-01T10:00:00Z'))
     .action(async (agentId: string, o: { from: string; to: string }, cmd: Command) => {
       const { rest, print } = sessionOf(cmd);
@@ -38,12 +43,7 @@ export function registerScheduleViews(program: Command, sessionOf: SessionOf): v
       print.result(data, (slots) => table(['SLOT', 'OUTCOME', 'NOTE', 'RUN'], slots.map((s) => [s.scheduledAt, s.outcome, s.note ?? null, s.runId ?? null])));
     });
 
-  program
-    .command('backfill')
-    .description("queue one run per slot of an agent's schedule in a past range [from, to); slots that already have a run are left alone")
-    .argument('<agentId>', 'the agent id')
-    .requiredOption('--from <iso>', 'first slot, inclusive (ISO date or time)', isoInstant('--from'))
-    .requiredOption('--to <iso>', 'end, exclusive, not in the future (ISO date or time; at most 1,000 slots)', isoInstant('--to'))
+  slotRange(program, 'backfill', "queue one run per slot of an agent's schedule in a past range [from, to); slots that already have a run are left alone", 'end, exclusive, not in the future (ISO date or time; at most 1,000 slots)')
     .addHelpText('after', examples('agent-scheduler backfill writer --from 2026-06-01 --to 2026-06-02'))
     .action(async (agentId: string, o: { from: string; to: string }, cmd: Command) => {
       const { rest, print } = sessionOf(cmd);
