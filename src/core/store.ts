@@ -119,6 +119,12 @@ export interface SchedulerStore {
   /** Resolves once every write buffered before the call is committed. */
   flush(): Promise<void>;
   /**
+   * Holds back commits until the answered function is called (briefly: a store bounds how long): writes are
+   * still taken and ordered, and commit afterwards. The scheduler holds them while it slices a burst of fires,
+   * so its slices are not spaced by transactions. @default none (commits go on as usual)
+   */
+  holdCommits?(): () => void;
+  /**
    * Claims runs in one transaction, after every write buffered before the call and before every later
    * one: each claim's outcome, in order. Checked inside the transaction, so concurrent claimers on one
    * database (instances) can never both get a slot or both start an overlapping run.

@@ -2,7 +2,7 @@ import { CompiledQuery, sql, type Kysely } from 'kysely';
 import { REPLACED, type ClaimOutcome, type RunClaim, type RunRecord, type SchedulerStore } from '../core/store.ts';
 import { claimedAgents, decideClaims, queueOrder } from './claims.ts';
 import type { Database } from './schema.ts';
-import type { createStatements } from './sql.ts';
+import type { createStatements } from './statements.ts';
 import { fromRow, rowValues, runs } from './tables.ts';
 import { takeCapped } from './take-capped-sql.ts';
 import type { WriteChain } from './write-batch.ts';
@@ -120,23 +120,29 @@ export function createClaimMethods(db: Kysely<Database>, st: ReturnType<typeof c
 
     take(instanceId, now, leaseUntil, ids, more, perOwner) {
       const wanted = [...new Set(ids)];
+      const start = sql`UPDATE "runs" SET "status" = 'running', "instance_id" = ${instanceId}, "started_at" = ${now}, "lease_until" = ${leaseUntil}, "epoch" = "epoch" + 1`;
+      const byId = (list: readonly string[]) =>
+        sql<Record<string, unknown>>`${start} WHERE "id" IN (SELECT "id" FROM "runs" WHERE "id" IN (${sql.join(list)}) AND "status" = 'queued' AND "waiting" = 0 AND "scheduled_at" <= ${now}${lockClause}) RETURNING *`;
+      const next = (n: number) =>
+        sql<Record<string, unknown>>`${start} WHERE "id" IN (SELECT "id" FROM "runs" WHERE "status" = 'queued' AND "waiting" = 0 AND "scheduled_at" <= ${now} ORDER BY "priority" DESC, "created_at", "id" LIMIT ${n}${lockClause}) RETURNING *`;
+      const inOrder = (rows: Record<string, unknown>[]) => {
+        const order = new Map(wanted.map((id, i) => [id, i]));
+        return rows.map((r) => fromRow(runs, r)).sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+      };
+      // The usual take (the runs of one turn, or a few more for free slots) is one statement, atomic by itself: no
+      // BEGIN and COMMIT around it, two round trips fewer on PostgreSQL for every slot that comes free.
+      if (perOwner === undefined && (more === 0 ? wanted.length > 0 && wanted.length <= CHUNK : wanted.length === 0)) {
+        return chain.serial(async () => (more === 0 ? inOrder((await byId(wanted).execute(db)).rows) : (await next(more).execute(db)).rows.map((r) => fromRow(runs, r)).sort(queueOrder)));
+      }
       return chain.serial(() =>
         db.transaction().execute(async (trx) => {
           if (perOwner !== undefined) return takeCapped(trx, shared, { instanceId, now, leaseUntil }, wanted, more, perOwner);
-          const start = sql`UPDATE "runs" SET "status" = 'running', "instance_id" = ${instanceId}, "started_at" = ${now}, "lease_until" = ${leaseUntil}, "epoch" = "epoch" + 1`;
-          const got: RunRecord[] = [];
-          for (const list of chunks(wanted)) {
-            const { rows } = await sql<Record<string, unknown>>`${start} WHERE "id" IN (SELECT "id" FROM "runs" WHERE "id" IN (${sql.join(list)}) AND "status" = 'queued' AND "waiting" = 0 AND "scheduled_at" <= ${now}${lockClause}) RETURNING *`.execute(trx);
-            for (const r of rows) got.push(fromRow(runs, r));
-          }
-          const order = new Map(wanted.map((id, i) => [id, i]));
-          got.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
-          if (more > 0) {
-            // The runs just taken are running now, in this transaction: the second pick cannot see them again.
-            const { rows } = await sql<Record<string, unknown>>`${start} WHERE "id" IN (SELECT "id" FROM "runs" WHERE "status" = 'queued' AND "waiting" = 0 AND "scheduled_at" <= ${now} ORDER BY "priority" DESC, "created_at", "id" LIMIT ${more}${lockClause}) RETURNING *`.execute(trx);
-            got.push(...rows.map((r) => fromRow(runs, r)).sort(queueOrder));
-          }
-          return got;
+          const got: Record<string, unknown>[] = [];
+          for (const list of chunks(wanted)) got.push(...(await byId(list).execute(trx)).rows);
+          const taken = inOrder(got);
+          // The runs just taken are running now, in this transaction: the second pick cannot see them again.
+          if (more > 0) taken.push(...(await next(more).execute(trx)).rows.map((r) => fromRow(runs, r)).sort(queueOrder));
+          return taken;
         }),
       );
     },

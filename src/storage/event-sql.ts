@@ -1,9 +1,9 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import type { EventRecord, Fence, NewEvent } from '../core/store.ts';
 import type { Database } from './schema.ts';
-import { INSERT_CHUNK, insertRows, type Statements } from './sql.ts';
+import { INSERT_CHUNK, insertRows, type Statements } from './statements.ts';
 import { stampIds } from './event-feed.ts';
-import { events, rowValues } from './tables.ts';
+import { events } from './tables.ts';
 
 /** The SQL that numbers and stores a batch's events, last in its transaction (README, "How the engine works"). */
 
@@ -12,17 +12,30 @@ import { events, rowValues } from './tables.ts';
  * last, so this is their point of the transaction): one read of the fenced runs' epochs. Refused events
  * never get an id, so the ids of committed events stay consecutive and followers never meet a hole.
  */
-export async function fencedEvents(run: (query: CompiledQuery) => Promise<{ rows: unknown[] }>, db: Kysely<Database>, events: NewEvent[], fences: (Fence | undefined)[]): Promise<NewEvent[]> {
-  const ids = [...new Set(fences.filter((f) => f !== undefined).map((f) => f.runId))];
+export async function fencedEvents(run: (query: CompiledQuery) => Promise<{ rows: unknown[] }>, db: Kysely<Database>, events: NewEvent[], fences: (Fence | undefined)[], holding?: ReadonlyMap<string, number>): Promise<NewEvent[]> {
+  // Fences the batch's own statements proved (repository.ts) are not read again.
+  const held = (f: Fence) => holding !== undefined && holding.get(f.runId) === f.epoch;
   const epochs = new Map<string, number>();
+  const ids = [...new Set(fences.filter((f) => f !== undefined && !held(f)).map((f) => f!.runId))];
   for (let i = 0; i < ids.length; i += INSERT_CHUNK) {
-    const rows = (await run(db.selectFrom('runs').select(['id', 'epoch']).where('id', 'in', ids.slice(i, i + INSERT_CHUNK)).compile())).rows as { id: string; epoch: unknown }[];
+    const rows = (await run(db.selectFrom('runs').select(['id', 'epoch']).where('id', 'in', padded(ids.slice(i, i + INSERT_CHUNK))).compile())).rows as { id: string; epoch: unknown }[];
     for (const r of rows) epochs.set(r.id, Number(r.epoch));
   }
   return events.filter((_, i) => {
     const f = fences[i];
-    return f === undefined || epochs.get(f.runId) === f.epoch;
+    return f === undefined || held(f) || epochs.get(f.runId) === f.epoch;
   });
+}
+
+/**
+ * An `IN (…)` list grown to a power of two by repeating its last id (the same rows match): a list of each
+ * length is a new statement for SQLite to prepare, and a few lengths are kept prepared.
+ */
+export function padded(ids: string[]): string[] {
+  let size = 1;
+  while (size < ids.length) size *= 2;
+  for (const last = ids[ids.length - 1]!; ids.length < size; ) ids.push(last);
+  return ids;
 }
 
 /** The counter update that takes `n` event ids; its one row's `value` is the last id taken. */
@@ -31,7 +44,7 @@ export const takeEventIds = (st: Statements, n: number): CompiledQuery<{ value: 
 /** The INSERTs of events whose ids are stamped. A clash is an error, never skipped: the counter is the one source of ids. */
 export function eventStatements(st: Statements, records: EventRecord[]): CompiledQuery[] {
   const out: CompiledQuery[] = [];
-  insertRows(out, st, events, records.map((e) => rowValues(events, e)), '');
+  insertRows(out, st, events, records, '');
   return out;
 }
 

@@ -227,6 +227,7 @@ export function createMemoryStore(logger: Logger = silentLogger): Store {
   return {
     write: chain.write,
     flush: chain.flush,
+    holdCommits: chain.hold,
     followEvents: feed.follow,
     ...chain.seeingWrites(createMemoryReads({ agentRows, scheduleRows, runRows, eventRows, usageRows, openRuns, maxEventId: () => eventCounter, instances: memoryInstances })),
     shared: false,

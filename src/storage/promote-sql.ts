@@ -27,9 +27,18 @@ export function promoteStatements(endedIds?: readonly string[]): RawBuilder<Reco
   });
 }
 
+/**
+ * Whether any run waits at all: one probe of the partial index runs_waiting. Nearly every batch that ends
+ * runs has none waiting, and the scoped UPDATE first reads the agent of every ended run to find out. The
+ * condition is the index's own: with `status` in it too, SQLite scans the queued runs instead (runs_queue),
+ * and a run waits only while queued anyway.
+ */
+const ANY_WAITING = sql<{ one: number }>`SELECT 1 AS "one" FROM "runs" WHERE "waiting" = 1 LIMIT 1`;
+
 /** Runs the statements on `db` (a transaction, or the store's connection) and answers the rows let go. */
 export async function promote(db: Kysely<Database>, endedIds?: readonly string[]): Promise<Record<string, unknown>[]> {
   if (endedIds !== undefined && endedIds.length === 0) return [];
+  if ((await ANY_WAITING.execute(db)).rows.length === 0) return [];
   const rows: Record<string, unknown>[] = [];
   for (const statement of promoteStatements(endedIds)) rows.push(...(await statement.execute(db)).rows);
   return rows;

@@ -11,11 +11,12 @@ import { createInstanceMethods } from './instances.ts';
 import type { Database } from './schema.ts';
 import { createClaimMethods, lockClaimAgents } from './claim-sql.ts';
 import { eventStatements, fencedEvents, insertEvents, takeEventIds } from './event-sql.ts';
-import { compileBatch, createStatements, isSharedDatabase, placeholderOf, type CompiledBatch } from './sql.ts';
+import { compileBatch, isSharedDatabase, type CompiledBatch } from './sql.ts';
+import { createStatements, placeholderOf } from './statements.ts';
 import { agents, fromRow, runs, schedules, setColumns, toRow } from './tables.ts';
 import { createPromotedListeners, endedRunIds } from './promote.ts';
 import { promote } from './promote-sql.ts';
-import { createWriteChain } from './write-batch.ts';
+import { BLOCKING_BATCH_BUDGET_MS, createWriteChain } from './write-batch.ts';
 
 /**
  * The store over Kysely (SQLite or PostgreSQL; it never knows which driver is behind it). It composes
@@ -63,14 +64,23 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
   const tellPromoted = (rows: Record<string, unknown>[]) =>
     promotedListeners.tell(rows.map((r) => fromRow(runs, r)), (err) => logger.error('a listener of promoted runs failed', { error: err instanceof Error ? err.message : String(err) }));
 
-  async function execute({ queries, events: written, eventFences, guarded, trims }: CompiledBatch, ended: readonly string[]): Promise<void> {
+  async function execute({ queries, events: written, eventFences, guarded, trims, vouches, trimmed }: CompiledBatch, ended: readonly string[]): Promise<void> {
     let promoted: Record<string, unknown>[] = [];
     const records = await db.transaction().execute(async (trx) => {
       if (shared && guarded) await lockClaimAgents(trx, guarded);
-      for (const query of queries) await trx.executeQuery(query);
+      // Fences known to hold, run id → epoch: no op of a batch changes an epoch, and no other transaction
+      // changes a row this one inserted or updated until it commits, so they hold when the events are written.
+      const holding = eventFences && vouches ? new Map<string, number>() : undefined;
+      for (let i = 0; i < queries.length; i++) {
+        const result = await trx.executeQuery(queries[i]!);
+        if (!holding) continue;
+        const vouched = vouches![i];
+        if (vouched && Number(result.numAffectedRows ?? -1) === vouched.length) for (const f of vouched) holding.set(f.runId, f.epoch);
+        else if (trimmed?.includes(i)) for (const row of result.rows as { id: string }[]) holding.delete(row.id);
+      }
       promoted = await promote(trx, ended);
       let stamped: EventRecord[] | undefined;
-      const events = eventFences ? await fencedEvents((query) => trx.executeQuery(query), db, written, eventFences) : written;
+      const events = eventFences ? await fencedEvents((query) => trx.executeQuery(query), db, written, eventFences, holding) : written;
       if (events.length > 0) {
         const last = (await trx.executeQuery(takeEventIds(statements, events.length))).rows[0]?.value;
         if (last == null) throw new Error("counters has no row 'event_id' (migration 0003 makes it)");
@@ -89,7 +99,8 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
       logger.error('onEventsCommitted failed', { error: err instanceof Error ? err.message : String(err) });
     }
   }
-  const chain = createWriteChain((ops) => execute(compileBatch(db, statements, ops), endedRunIds(ops)), logger);
+  // SQLite blocks the thread while it commits: its batches are cut to a time budget. PostgreSQL does not.
+  const chain = createWriteChain((ops) => execute(compileBatch(db, statements, ops), endedRunIds(ops)), logger, shared ? {} : { budgetMs: BLOCKING_BATCH_BUDGET_MS });
 
   return {
     db,
@@ -100,6 +111,7 @@ export function createRepository(db: Kysely<Database>, logger: Logger = silentLo
     promoteWaiting: () => chain.serial(async () => tellPromoted(await promote(db))),
     write: chain.write,
     flush: chain.flush,
+    holdCommits: chain.hold,
     ...chain.seeingWrites(createReads(db)),
     followEvents: feed.follow,
     pollEvents: feed.poll,

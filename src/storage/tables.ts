@@ -20,17 +20,19 @@ export interface Codec<V, S> {
   // Function properties, not methods: checked both ways, so a column's codec must fit its field exactly.
   readonly encode: (value: V) => S;
   readonly decode: (stored: unknown) => V;
+  /** `encode` as a JavaScript expression of the value's expression, for the generated encoders (compileEncoder). @default a call of `encode` */
+  readonly inline?: (value: string) => string;
 }
 
 // PostgreSQL's driver may hand numbers back as strings; SQLite's as numbers.
 const toNumber = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
 
 /** Text as it is; `T` narrows it to a closed set of strings (statuses, triggers). */
-const text = <T extends string = string>(): Codec<T, string> => ({ nullable: false, encode: (v) => v, decode: (v) => v as T });
-const textOrNull: Codec<string | null, string | null> = { nullable: true, encode: (v) => v ?? null, decode: (v) => (v ?? null) as string | null };
-const num: Codec<number, number> = { nullable: false, encode: (v) => v, decode: toNumber };
-const numOrNull: Codec<number | null, number | null> = { nullable: true, encode: (v) => v ?? null, decode: (v) => (v === null || v === undefined ? null : toNumber(v)) };
-const bool: Codec<boolean, number> = { nullable: false, encode: (v) => (v ? 1 : 0), decode: (v) => toNumber(v) === 1 };
+const text = <T extends string = string>(): Codec<T, string> => ({ nullable: false, encode: (v) => v, decode: (v) => v as T, inline: (v) => v });
+const textOrNull: Codec<string | null, string | null> = { nullable: true, encode: (v) => v ?? null, decode: (v) => (v ?? null) as string | null, inline: (v) => `(${v} ?? null)` };
+const num: Codec<number, number> = { nullable: false, encode: (v) => v, decode: toNumber, inline: (v) => v };
+const numOrNull: Codec<number | null, number | null> = { nullable: true, encode: (v) => v ?? null, decode: (v) => (v === null || v === undefined ? null : toNumber(v)), inline: (v) => `(${v} ?? null)` };
+const bool: Codec<boolean, number> = { nullable: false, encode: (v) => (v ? 1 : 0), decode: (v) => toNumber(v) === 1, inline: (v) => `(${v} ? 1 : 0)` };
 const json = <T>(): Codec<T, string> => ({ nullable: false, encode: (v) => JSON.stringify(v), decode: (v) => JSON.parse(v as string) as T });
 const jsonOrNull = <T>(): Codec<T | null, string | null> => ({
   nullable: true,
@@ -62,6 +64,8 @@ export interface TableSpec<R = any> {
   readonly keyColumn: string;
   /** A stored row as its record (see `compileDecoder`). */
   readonly decode: (row: Row) => R;
+  /** Pushes a record's values, encoded, in `names` order (see `compileEncoder`): a full-row INSERT's parameters. */
+  readonly encodeInto: (params: unknown[], record: R) => void;
 }
 
 /**
@@ -72,7 +76,7 @@ function table<R>() {
   return <const C extends { [F in keyof R]-?: Column<R[F]> }>(table: string, key: keyof R & string, columns: C & Record<Exclude<keyof C, keyof R>, never>) => {
     const byField = columns as Record<string, Column<any, any>>;
     const list: FieldColumn[] = Object.entries(byField).map(([field, c]) => ({ ...c, field }));
-    return { table, key, columns, list, names: list.map((c) => c.name), keyColumn: byField[key]!.name, decode: compileDecoder<R>(list) } satisfies TableSpec<R>;
+    return { table, key, columns, list, names: list.map((c) => c.name), keyColumn: byField[key]!.name, decode: compileDecoder<R>(list), encodeInto: compileEncoder<R>(list) } satisfies TableSpec<R>;
   };
 }
 
@@ -251,6 +255,20 @@ function compileDecoder<R>(list: readonly FieldColumn[]): (row: Row) => R {
   return make(list.map((c) => c.codec.decode));
 }
 
+/**
+ * The record → parameters encoder of a table, generated once like the decoder: one push of every column's
+ * value, the simple codecs written inline (a call per column through each codec cost more than the rest of a
+ * batch's compilation). The text holds only the spec's own field names, quoted.
+ */
+function compileEncoder<R>(list: readonly FieldColumn[]): (params: unknown[], record: R) => void {
+  const values = list.map((c, i) => {
+    const value = `r[${JSON.stringify(c.field)}]`;
+    return c.codec.inline ? c.codec.inline(value) : `e[${i}](${value})`;
+  });
+  const make = new Function('e', `return (params, r) => { params.push(${values.join(', ')}); };`) as (e: Codec<unknown, unknown>['encode'][]) => (params: unknown[], record: R) => void;
+  return make(list.map((c) => c.codec.encode));
+}
+
 /** A whole record as its row. */
 export function toRow<R>(t: TableSpec<R>, record: R): Row {
   const out: Row = {};
@@ -260,11 +278,8 @@ export function toRow<R>(t: TableSpec<R>, record: R): Row {
 
 /** A whole record as the values of a full-row INSERT, in `names` order. */
 export function rowValues<R>(t: TableSpec<R>, record: R): unknown[] {
-  const out: unknown[] = new Array(t.list.length);
-  for (let i = 0; i < t.list.length; i++) {
-    const c = t.list[i]!;
-    out[i] = c.codec.encode((record as Row)[c.field]);
-  }
+  const out: unknown[] = [];
+  t.encodeInto(out, record);
   return out;
 }
 

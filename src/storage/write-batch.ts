@@ -1,5 +1,6 @@
 import type { Logger } from '../core/logger.ts';
 import type { WriteOp } from '../core/store.ts';
+import { ownCopy, prepare } from './batch-plan.ts';
 
 /**
  * The write path both stores share: writes are buffered, folded and applied in order, many to one
@@ -9,102 +10,18 @@ import type { WriteOp } from '../core/store.ts';
 
 /** Ops buffered before a batch is committed without waiting for the end of the turn. */
 const MAX_BATCH_OPS = 2048;
-
+/** The fewest a budget cuts a batch to: below this the statements of a batch cost more than its rows. */
+const MIN_BATCH_OPS = 128;
 /**
- * Folds a batch: an update of a key whose last op in the batch was its insert or an update is merged
- * into that op, so a run that is queued, started, reports progress and completes in one tick costs one
- * INSERT, not five statements. Only ops of the same key are ever merged, so the order of effects holds.
+ * How long the thread may be held by one batch of a store whose driver blocks it (SQLite): a burst's batches
+ * are cut to what the last batches measured fits in it, so a request waits for at most one such batch.
+ * Requests in a burst should be answered within 25 ms (p99); a slice of fires is 10 ms (core/timeline.ts).
  */
-export function coalesce(ops: WriteOp[]): WriteOp[] {
-  const out: WriteOp[] = [];
-  const last = new Map<string, number>();
-  for (const op of ops) {
-    const key = keyOf(op);
-    const prev = key === undefined ? undefined : out[last.get(key) ?? -1];
-    if (prev && mergeInto(prev, op)) continue; // the key's last op stays where it was
-    out.push(clone(op));
-    if (key !== undefined) last.set(key, out.length - 1);
-  }
-  return out;
-}
-
-/** Ops merge only under the same fence (or none): a fenced op folded into another would apply or fail with it. */
-const sameFence = (a: WriteOp, b: WriteOp) => a.fence === b.fence || (a.fence !== undefined && b.fence !== undefined && a.fence.runId === b.fence.runId && a.fence.epoch === b.fence.epoch);
-
-function mergeInto(prev: WriteOp, op: WriteOp): boolean {
-  if (!sameFence(prev, op)) return false;
-  if (op.op === 'run.update' && prev.op === 'run.insert') Object.assign(prev.run, op.set);
-  else if (op.op === 'run.update' && prev.op === 'run.update') Object.assign(prev.set, op.set);
-  else if (op.op === 'agent.update' && prev.op === 'agent.update') Object.assign(prev.set, op.set);
-  else if (op.op === 'schedule.update' && prev.op === 'schedule.upsert') Object.assign(prev.schedule, op.set);
-  else if (op.op === 'schedule.update' && prev.op === 'schedule.update') Object.assign(prev.set, op.set);
-  else return false;
-  return true;
-}
-
-/**
- * Copies what a merge may change. Inserts carry records the caller goes on using, so they are copied;
- * an update's `set` belongs to the store once written (the port's contract), so it is merged in place.
- */
-function clone(op: WriteOp): WriteOp {
-  switch (op.op) {
-    case 'run.insert': return { ...op, run: { ...op.run } };
-    case 'schedule.upsert': return { ...op, schedule: { ...op.schedule } };
-    default: return op;
-  }
-}
-
-/** The row an op touches; the trims touch many and have none. */
-function keyOf(op: WriteOp): string | undefined {
-  switch (op.op) {
-    case 'run.insert': return `r:${op.run.id}`;
-    case 'run.update': return `r:${op.id}`;
-    case 'agent.update': return `a:${op.id}`;
-    case 'schedule.upsert': return `s:${op.schedule.agentId}`;
-    case 'schedule.update':
-    case 'schedule.delete': return `s:${op.agentId}`;
-    case 'pause.begin': return `p:${op.pause.agentId}`;
-    case 'pause.end': return `p:${op.agentId}`;
-    default: return undefined;
-  }
-}
-
-/**
- * Order of statement kinds inside one generation of a batch (see `plan`). Inserts come before updates
- * so that an update of a row inserted by an earlier batch-generation never misses it. Events and their
- * trims touch no other row; each store writes them after everything else, once the batch's event ids
- * are taken (sql.ts says why).
- */
-const KIND_ORDER: Record<WriteOp['op'], number> = {
-  'run.insert': 0,
-  'schedule.upsert': 1,
-  'run.update': 2,
-  'agent.update': 3,
-  'schedule.update': 4,
-  'schedule.delete': 5,
-  'event.insert': 6,
-  'runs.trim': 7,
-  'events.trim': 8,
-  'pause.end': 9,
-  'pause.begin': 10,
-};
-
-/**
- * Reorders a coalesced batch so that ops of one kind sit together and can share multi-row statements.
- * Ops on different rows are independent; ops on the same row keep their order, because an op's
- * generation (how many earlier ops touch its row) sorts before its kind.
- */
-export function plan(ops: WriteOp[]): WriteOp[] {
-  const seen = new Map<string, number>();
-  const keyed = ops.map((op, index) => {
-    const key = keyOf(op);
-    const generation = key === undefined ? 0 : (seen.get(key) ?? 0);
-    if (key !== undefined) seen.set(key, generation + 1);
-    return { op, index, generation };
-  });
-  keyed.sort((a, b) => a.generation - b.generation || KIND_ORDER[a.op.op] - KIND_ORDER[b.op.op] || a.index - b.index);
-  return keyed.map((k) => k.op);
-}
+export const BLOCKING_BATCH_BUDGET_MS = 8;
+/** Where a budgeted chain starts, before it has measured a batch: about a budget's worth on a quiet machine. */
+const FIRST_BUDGETED_OPS = 512;
+/** Longest a hold keeps batches from committing (see `hold`): a burst that outlasts it commits as it goes. */
+const MAX_HOLD_MS = 500;
 
 export interface WriteChain {
   /** Buffers a write (see `SchedulerStore.write`). */
@@ -122,6 +39,17 @@ export interface WriteChain {
   settle(): Promise<void>;
   /** When a batch last failed because the database was away, and whether one waits to try again now (`/healthz`). */
   trouble(): { lastFailedAt: number | null; retrying: boolean };
+  /**
+   * Holds back the commits until the answered function is called (or MAX_HOLD_MS passed): writes are still
+   * taken, cut into batches and ordered, and commit afterwards, one batch per turn. While the scheduler slices
+   * a burst of fires, its slices then follow one another with only I/O between them, not a transaction.
+   */
+  hold(): () => void;
+}
+
+export interface WriteChainOptions {
+  /** Cut batches so that one takes about this long, as measured (BLOCKING_BATCH_BUDGET_MS for SQLite). @default none: MAX_BATCH_OPS */
+  budgetMs?: number;
 }
 
 // setImmediate runs after the current I/O phase: every write made in this turn of the loop joins the batch.
@@ -150,8 +78,17 @@ function isTransient(err: unknown): boolean {
 }
 
 /** `apply` gets each batch coalesced and planned, and must apply all of it or nothing. */
-export function createWriteChain(apply: (ops: WriteOp[]) => Promise<void>, logger: Logger): WriteChain {
+export function createWriteChain(apply: (ops: WriteOp[]) => Promise<void>, logger: Logger, options: WriteChainOptions = {}): WriteChain {
   let pending: WriteOp[] = [];
+  /** Ops after which the batch is cut: MAX_BATCH_OPS, or what the budget allows at the time per op measured. */
+  let maxOps = options.budgetMs === undefined ? MAX_BATCH_OPS : FIRST_BUDGETED_OPS;
+  /** Milliseconds per op of the last batches (an average that follows them), for the budget. */
+  let msPerOp: number | undefined;
+  /** While held (see `hold`): resolves when the last hold ends. */
+  let released: Promise<void> | undefined;
+  let release: (() => void) | undefined;
+  let holds = 0;
+  const turn = () => new Promise<void>((r) => later(r));
   /** Every batch and serial task, in order; never rejects. */
   let chain: Promise<void> = Promise.resolve();
   /** Batches and tasks queued on `chain` and not yet settled: reads wait only when this or `pending` is non-zero. */
@@ -178,14 +115,34 @@ export function createWriteChain(apply: (ops: WriteOp[]) => Promise<void>, logge
   function commit(): Promise<void> {
     armed = undefined;
     if (pending.length === 0) return chain;
-    const ops = plan(coalesce(pending));
+    // Folded and ordered in the batch's own turn (its cost counts in the budget), not in the turn that cut it:
+    // that turn is often a slice of fires.
+    const written = pending;
     pending = [];
     // Each transaction blocks the thread while SQLite works; consecutive batches of a burst are separated
     // by a turn of the event loop, so requests and timers get in between.
+    const count = written.length;
     return enqueue(
-      () => new Promise<void>((r) => later(r)).then(() => applyRetrying(ops)),
-      (err) => logger.error('a write batch failed', { ops: ops.length, error: err instanceof Error ? err.message : String(err) }),
+      async () => {
+        await turn();
+        while (released) {
+          await released;
+          await turn();
+        }
+        const started = performance.now();
+        await applyRetrying(prepare(written));
+        if (options.budgetMs !== undefined && !retrying) measured(performance.now() - started, count);
+      },
+      (err) => logger.error('a write batch failed', { ops: count, error: err instanceof Error ? err.message : String(err) }),
     );
+  }
+
+  /** A batch of `count` ops took `ms`: the cut follows what a batch costs now. */
+  function measured(ms: number, count: number): void {
+    if (count < 16) return; // too few to tell the cost of an op from the cost of a transaction
+    const perOp = ms / count;
+    msPerOp = msPerOp === undefined ? perOp : 0.7 * msPerOp + 0.3 * perOp;
+    maxOps = Math.max(MIN_BATCH_OPS, Math.min(MAX_BATCH_OPS, Math.floor(options.budgetMs! / msPerOp)));
   }
 
   /**
@@ -213,6 +170,18 @@ export function createWriteChain(apply: (ops: WriteOp[]) => Promise<void>, logge
     }
   }
 
+  /** Reads waiting for a turn of their own, oldest first; one is let go per turn. */
+  const turns: (() => void)[] = [];
+  function nextTurn(): void {
+    turns.shift()!();
+    if (turns.length > 0) later(nextTurn);
+  }
+  function ownTurn(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (turns.push(resolve) === 1) later(nextTurn);
+    });
+  }
+
   function arm(): Promise<void> {
     armed ??= new Promise<void>((resolve, reject) => later(() => commit().then(resolve, reject)));
     return armed;
@@ -223,12 +192,12 @@ export function createWriteChain(apply: (ops: WriteOp[]) => Promise<void>, logge
 
   return {
     write(op) {
-      pending.push(op);
+      pending.push(ownCopy(op));
       // A burst (thousands of runs finishing in one turn) is cut into batches of bounded size: the
       // objects of a committed batch die young, where a single huge batch would age into the old
       // generation and make the garbage collector the bottleneck.
-      if (pending.length >= MAX_BATCH_OPS) void commit().catch(ignore);
-      else void arm().catch(ignore);
+      if (pending.length >= maxOps) void commit().catch(ignore);
+      else if (!armed) void arm().catch(ignore); // once per turn: a promise per write would be garbage per write
     },
     flush,
     serial(task) {
@@ -239,11 +208,29 @@ export function createWriteChain(apply: (ops: WriteOp[]) => Promise<void>, logge
     seeingWrites(reads) {
       const out: Record<string, unknown> = {};
       for (const [name, read] of Object.entries(reads)) {
-        out[name] = (...args: unknown[]) => (pending.length > 0 || busy > 0 ? flush().catch(ignore).then(() => read(...args)) : read(...args));
+        // A read that waited for writes runs in a turn of its own: the reads held up behind a burst's batches
+        // would otherwise all run at once when the last one commits, holding the thread for as long as all of them.
+        out[name] = (...args: unknown[]) => (pending.length > 0 || busy > 0 ? flush().catch(ignore).then(ownTurn).then(() => read(...args)) : read(...args));
       }
       return out as typeof reads;
     },
     settle: () => flush().catch(ignore),
     trouble: () => ({ lastFailedAt, retrying }),
+    hold() {
+      if (holds++ === 0) released = new Promise<void>((r) => (release = r));
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        clearTimeout(timer);
+        if (--holds > 0) return;
+        const r = release;
+        released = release = undefined;
+        r?.();
+      };
+      const timer = setTimeout(end, MAX_HOLD_MS);
+      (timer as { unref?: () => void }).unref?.(); // a hold never keeps a process alive
+      return end;
+    },
   };
 }
