@@ -1,16 +1,53 @@
 import type { RunRecord } from './store.ts';
 
+/**
+ * How a held run is aborted (a timeout, a cancel, a delete, a shutdown). The handler's `AbortSignal` is made
+ * only when a handler asks for it: an AbortController costs an EventTarget per run, and most runs end without
+ * either. The run handler hears of an abort through `onAbort`, with no listener on a signal.
+ */
+export class RunControl {
+  #controller: AbortController | undefined;
+  #reason: unknown;
+  #aborted = false;
+  /** Called once, at the abort, with its reason (run-handler.ts's race). */
+  onAbort: ((reason: unknown) => void) | undefined = undefined;
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+  get reason(): unknown {
+    return this.#reason;
+  }
+  /** The signal handed to the handler: aborted already, with the same reason, when it is asked for late. */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+  /** Like AbortController's: only the first abort counts. */
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason ?? new DOMException('This operation was aborted', 'AbortError');
+    this.#controller?.abort(this.#reason);
+    const told = this.onAbort;
+    this.onAbort = undefined;
+    told?.(this.#reason);
+  }
+}
+
 /** A run the scheduler is responsible for: waiting for its retry time, queued for a slot, or running. */
 export interface ActiveRun {
   run: RunRecord;
   state: 'waiting' | 'queued' | 'running';
-  controller: AbortController;
+  controller: RunControl;
 }
 
 /**
  * The runs the scheduler holds, by id and by agent (an agent has at most one: its runs never
  * overlap), and the only count of how many are queued and running. The executor's own figures are not
- * used: a run dropped while queued stays inside p-queue until its turn comes, and is skipped then.
+ * used: a run dropped while queued stays in the executor's queue until its turn comes, and is skipped then.
  */
 export interface ActiveRuns {
   /** Starts holding `run`, waiting. */
@@ -46,7 +83,7 @@ export function createActiveRuns(onChange: () => void): ActiveRuns {
 
   return {
     add(run) {
-      const active: ActiveRun = { run, state: 'waiting', controller: new AbortController() };
+      const active: ActiveRun = { run, state: 'waiting', controller: new RunControl() };
       const other = byAgent.get(run.agentId);
       // Another run of the agent held beside it (`allow`) stays the agent's; the same run added again replaces itself.
       if (other && other.run.id !== run.id && byId.get(other.run.id) === other) besides.set(run.agentId, (besides.get(run.agentId) ?? 0) + 1);

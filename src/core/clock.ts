@@ -10,17 +10,41 @@ export interface Clock {
   now(): number;
   /** Calls `fn` after `ms` (clamped to what a platform timer can hold: longer waits re-arm). */
   setTimer(fn: () => void, ms: number): TimerHandle;
+  /**
+   * Calls `fn` as soon as the I/O that is ready now has had its turn: how a long piece of work yields (the
+   * timeline's slices). A timer of 0 ms does not always do that: timers that come due while timers run are
+   * run in the same phase of the event loop, before any request is read. @default setTimer(fn, 0)
+   */
+  soon?(fn: () => void): TimerHandle;
 }
 
 /** setTimeout holds at most 2^31-1 ms (~24.8 days); a longer wait is split by the caller re-arming. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** A platform timer as a handle: a method, not a closure per timer (a run arms one for its timeout). */
+class PlatformTimer implements TimerHandle {
+  constructor(private readonly timer: ReturnType<typeof setTimeout>) {}
+  cancel(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+/** setImmediate, where the platform has it (Node, and Deno's Node globals): it runs after the poll for I/O. */
+class PlatformImmediate implements TimerHandle {
+  constructor(private readonly immediate: ReturnType<typeof setImmediate>) {}
+  cancel(): void {
+    clearImmediate(this.immediate);
+  }
+}
+
 /** The real clock. It looks up `Date.now`/`setTimeout` at each call, so vitest's fake timers apply. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(fn, ms) {
-    const t = setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS));
-    return { cancel: () => clearTimeout(t) };
+    return new PlatformTimer(setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS)));
+  },
+  soon(fn) {
+    return typeof setImmediate === 'function' ? new PlatformImmediate(setImmediate(fn)) : new PlatformTimer(setTimeout(fn, 0));
   },
 };
 
@@ -40,7 +64,11 @@ export function createManualClock(start = 0): ManualClock {
     setTimer(fn, ms) {
       const id = ++seq;
       timers.set(id, { at: now + Math.max(0, ms), fn });
-      return { cancel: () => void timers.delete(id) };
+      return {
+        cancel() {
+          timers.delete(id);
+        },
+      };
     },
     advance(ms) {
       clock.set(now + ms);

@@ -26,7 +26,20 @@ export interface EventLog {
   stopTrimming(): void;
 }
 
-export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+/**
+ * A time as its ISO string. The last one is kept: a burst stamps thousands of events with the same
+ * millisecond, and formatting a Date costs more than the rest of an event.
+ */
+let lastMs = NaN;
+let lastIso = '';
+export function iso(ms: number | null): string | null {
+  if (ms === null) return null;
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
+}
 
 export function createEventLog(store: SchedulerStore, clock: Clock, bus: EventBus): EventLog {
   let lastId = 0;

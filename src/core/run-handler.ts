@@ -1,4 +1,4 @@
-import type { ActiveRun, ActiveRuns } from './active-runs.ts';
+import type { ActiveRun, ActiveRuns, RunControl } from './active-runs.ts';
 import type { AgentState } from './agent-state.ts';
 import type { Clock, TimerHandle } from './clock.ts';
 import { MAX_PROGRESS_EVENTS_PER_RUN, PROGRESS_COALESCE_MS } from './limits.ts';
@@ -24,17 +24,29 @@ export class RunAbort extends Error {
   }
 }
 
+/**
+ * `ctx.signal`, made when a handler first reads it (RunControl): one accessor shared by every context, so a
+ * context has no getter of its own to allocate, and a copy of the context (`{ ...ctx }`) still gets the signal.
+ */
+const CONTROL = Symbol('run control');
+const SIGNAL: PropertyDescriptor = {
+  get(this: { [CONTROL]: RunControl }) {
+    return this[CONTROL].signal;
+  },
+  enumerable: true,
+  configurable: true,
+};
+
 type Settled = { ok: true; value: unknown } | { ok: false; err: unknown };
 
 /**
- * One promise that settles on whichever comes first, the handler or its signal: an abort frees the
+ * One promise that settles on whichever comes first, the handler or its abort: an abort frees the
  * slot even if the handler ignores it. A handler that throws synchronously settles it too.
  */
-function race(handler: HandlerDefinition<unknown>, ctx: HandlerContext<unknown>): Promise<Settled> {
-  const signal = ctx.signal;
+function race(handler: HandlerDefinition<unknown>, ctx: HandlerContext<unknown>, control: RunControl): Promise<Settled> {
   return new Promise<Settled>((resolve) => {
-    if (signal.aborted) return resolve({ ok: false, err: signal.reason });
-    signal.addEventListener('abort', () => resolve({ ok: false, err: signal.reason }), { once: true });
+    if (control.aborted) return resolve({ ok: false, err: control.reason });
+    control.onAbort = (err) => resolve({ ok: false, err });
     let running: Promise<unknown>;
     try {
       running = handler.run(ctx);
@@ -53,9 +65,9 @@ function race(handler: HandlerDefinition<unknown>, ctx: HandlerContext<unknown>)
  * A failure that says how to retry it (`HandlerError`, matched by its fields so a handler built against another
  * copy of this module is understood too) keeps what it says.
  */
-function outcomeOf(settled: Settled, signal: AbortSignal): Outcome {
-  if (settled.ok && !signal.aborted) return settled.value === undefined ? COMPLETED : { kind: 'completed', output: settled.value };
-  const reason = signal.aborted ? signal.reason : settled.ok ? undefined : settled.err;
+function outcomeOf(settled: Settled, control: RunControl): Outcome {
+  if (settled.ok && !control.aborted) return settled.value === undefined ? COMPLETED : { kind: 'completed', output: settled.value };
+  const reason = control.aborted ? control.reason : settled.ok ? undefined : settled.err;
   if (reason instanceof RunAbort && (reason.kind === 'cancel' || reason.kind === 'deleted')) return { kind: 'cancelled', error: reason.message };
   const failed: Outcome & { kind: 'failed' } = { kind: 'failed', error: errorText(reason) };
   if (reason instanceof HandlerError || (reason instanceof Error && reason.name === 'HandlerError')) {
@@ -168,6 +180,10 @@ export function createRunHandler(options: RunHandlerOptions) {
     run.costUsd = costOf({ ...usage, model: run.usageModel }, prices);
   }
 
+  const progressOf = (a: ActiveRun) => (update: ProgressUpdate) => progress(a, update);
+  const usageOf = (a: ActiveRun) => (usage: UsageReport) => reportUsage(a, usage);
+  const lastOutputOf = (agentId: string) => async () => (await store.lastOutput(agentId)) ?? '';
+
   /**
    * The slot came, on a shared store: the run starts only if the database hands it to this instance now
    * (claims.ts). Answers false when it is not this instance's to run; it is then no longer held.
@@ -226,7 +242,7 @@ export function createRunHandler(options: RunHandlerOptions) {
 
       const timeoutMs = agent.timeoutMs ?? defaultTimeoutMs;
       const timeout = clock.setTimer(() => controller.abort(new RunAbort('timeout', `timed out after ${timeoutMs} ms`)), timeoutMs);
-      const settled = await race(handler, {
+      const ctx: Omit<HandlerContext<unknown>, 'signal'> & { [CONTROL]: RunControl } = {
         agentId: agent.id,
         agentName: agent.name,
         jobId: run.jobId,
@@ -234,15 +250,19 @@ export function createRunHandler(options: RunHandlerOptions) {
         attempt: run.attempt,
         scheduledAt: run.scheduledAt,
         config: agent.config,
-        signal: controller.signal,
-        progress: (update) => progress(a, update),
-        reportUsage: (usage) => reportUsage(a, usage),
-        lastOutput: async () => (await store.lastOutput(agent.id)) ?? '',
+        [CONTROL]: controller,
+        // Made by functions rather than written inline: under tsx an inline arrow in a named position costs a
+        // call that names it (esbuild's keepNames), per closure and so per run.
+        progress: progressOf(a),
+        reportUsage: usageOf(a),
+        lastOutput: lastOutputOf(agent.id),
         log,
-      });
+      };
+      Object.defineProperty(ctx, 'signal', SIGNAL);
+      const settled = await race(handler, ctx as unknown as HandlerContext<unknown>, controller);
       timeout.cancel();
       flushProgress(a); // what was held back is sent before the run's end
-      finish(a, agent, outcomeOf(settled, controller.signal));
+      finish(a, agent, outcomeOf(settled, controller));
     } catch (err) {
       log.error('run failed to execute', { runId: run.id, error: errorText(err) });
       finish(a, agents.get(run.agentId), { kind: 'failed', error: errorText(err) });

@@ -73,12 +73,13 @@ export function createRuns(options: RunsOptions) {
   const finishedSinceTrim = new Map<string, number>();
   const trimEvery = Math.min(TRIM_EVERY, runHistoryLimit);
   let counter = 0;
+  let prefix = { at: NaN, text: '' };
 
-  /** Run ids sort by creation time: a millisecond prefix, then a per-process counter, then noise. */
-  function newId(): string {
+  /** Run ids sort by creation time: a millisecond prefix (kept while its millisecond lasts: a burst makes thousands of ids in one), then a per-process counter, then noise. */
+  function newId(now: number): string {
     counter = (counter + 1) % 0x1000000;
-    const rand = Math.floor(Math.random() * 0x10000);
-    return `run_${clock.now().toString(36).padStart(9, '0')}${counter.toString(36).padStart(5, '0')}${rand.toString(36).padStart(4, '0')}`;
+    if (now !== prefix.at) prefix = { at: now, text: `run_${now.toString(36).padStart(9, '0')}` };
+    return `${prefix.text}${counter.toString(36).padStart(5, '0')}${Math.floor(Math.random() * 0x10000).toString(36).padStart(4, '0')}`;
   }
 
   /**
@@ -86,8 +87,9 @@ export function createRuns(options: RunsOptions) {
    * `jobId@scheduledAt`, unique in the database, so a slot never runs twice; a retry carries `retryKey`.
    */
   function newRun(owner: RunOwner, trigger: RunTrigger, attempt: number, scheduledAt: number, dedupeKey: string | null): RunRecord {
+    const now = clock.now();
     return {
-      id: newId(),
+      id: newId(now),
       agentId: owner.agentId,
       jobId: owner.jobId,
       trigger,
@@ -112,7 +114,7 @@ export function createRuns(options: RunsOptions) {
       inputTokens: null,
       outputTokens: null,
       costUsd: null,
-      createdAt: clock.now(),
+      createdAt: now,
     };
   }
 

@@ -101,7 +101,7 @@ export function createScheduler(options: SchedulerOptions) {
   const events = createEventLog(store, clock, bus);
   const observer = combineObservers(options.observers ?? [], (err) => log.error('run observer failed', { error: errorText(err) }));
   const executor = createExecutor({ concurrency: maxConcurrent, ...(options.maxConcurrentPerOwner !== undefined && { maxPerOwner: options.maxConcurrentPerOwner }) });
-  const timeline = createTimeline(clock, log);
+  const timeline = createTimeline(clock, log, { burst: () => store.holdCommits?.() ?? (() => {}) });
   const schedules = createSchedules(store, clock, timeline);
   // The figures change with every run's state; `status` is built below, once what it reads exists.
   const active = createActiveRuns(() => status.changed());

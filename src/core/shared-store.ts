@@ -170,7 +170,7 @@ export function createSharedStore({ store, clock, log, lifecycle, schedules, act
   async function abortCancelRequests(): Promise<void> {
     for (const runId of await store.cancelRequests(instanceId)) {
       const a = active.byId(runId);
-      if (a?.state === 'running' && !a.controller.signal.aborted) a.controller.abort(new RunAbort('cancel', 'cancelled'));
+      if (a?.state === 'running' && !a.controller.aborted) a.controller.abort(new RunAbort('cancel', 'cancelled'));
     }
   }
 

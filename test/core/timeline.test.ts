@@ -58,12 +58,12 @@ describe('timeline', () => {
     expect(seen).toEqual(['fire:a@1500']);
   });
 
-  it('yields a burst in slices: after 5 ms of work it lets the event loop run, then goes on', () => {
+  it('yields a burst in slices: after a slice of work (SLICE_MS) it lets the event loop run, then goes on', () => {
     const { clock, timeline, seen, handlers } = setup(() => clock.advance(1)); // each item takes 1 ms
     timeline.start(handlers);
     for (let i = 0; i < 100; i++) timeline.fireAt(`a${i}`, 1, 2000);
     clock.set(2000);
-    // The clock is looked at every 32nd item: by then well over 5 ms have passed, so the slice ends there.
+    // The clock is looked at every 32nd item: by then more than a slice has passed, so the slice ends there.
     expect(seen).toHaveLength(31);
     expect(clock.pendingTimers()).toBe(1);
     clock.advance(0);
@@ -72,6 +72,24 @@ describe('timeline', () => {
     clock.advance(0);
     expect(seen).toHaveLength(100);
     expect(seen.slice(0, 3)).toEqual(['fire:a0@2000', 'fire:a1@2000', 'fire:a2@2000']);
+  });
+
+  it('tells of a burst once, when a slice runs out, and of its end once, after its last item', () => {
+    const clock = createManualClock(1000);
+    const calls: string[] = [];
+    const timeline = createTimeline(clock, silentLogger, { burst: () => (calls.push('begin'), () => calls.push('end')) });
+    let fired = 0;
+    timeline.start({ fire: () => (fired++, clock.advance(1)), retry: () => {} });
+    for (let i = 0; i < 100; i++) timeline.fireAt(`a${i}`, 1, 2000);
+    clock.set(2000);
+    expect(calls).toEqual(['begin']);
+    while (fired < 100) clock.advance(0);
+    expect(calls).toEqual(['begin', 'end']);
+    // A handful of due items fits in one slice: no burst.
+    for (let i = 0; i < 5; i++) timeline.fireAt(`b${i}`, 1, clock.now() + 10);
+    clock.advance(10);
+    expect(fired).toBe(105);
+    expect(calls).toEqual(['begin', 'end']);
   });
 
   it('goes on after a handler throws', () => {
