@@ -31,4 +31,24 @@ describe('tRPC wire format', () => {
     expect(superjson.deserialize(transformer.serialize(mutable))).toEqual({ n: 2 });
     spy.mockRestore();
   });
+  it('writes a tracked event (a fresh `{ id, data }` per subscriber) as superjson would, serialising the event once', () => {
+    const event = Object.freeze({ id: 9, type: 'agent:progress', agentId: 'a', data: Object.freeze({ progress: 10, message: 'a "quote"' }) });
+    const spy = vi.spyOn(superjson, 'serialize');
+    const frames = new Set<string>();
+    for (let subscriber = 0; subscriber < 50; subscriber++) {
+      const envelope = { id: '9', data: event };
+      const message = { id: subscriber, jsonrpc: '2.0', result: { type: 'data', id: '9', data: transformer.serialize(envelope) } };
+      const text = wsEncoder.encode(message) as string;
+      frames.add(text.replace(/^\{"id":\d+,/, ''));
+      expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(message)));
+      expect(superjson.deserialize(JSON.parse(text).result.data)).toEqual(envelope);
+    }
+    expect(frames.size).toBe(1);
+    expect(spy).toHaveBeenCalledTimes(1);
+    spy.mockRestore();
+    // An event with a Date carries superjson meta: it takes the plain path and still round-trips.
+    const dated = Object.freeze({ id: 10, at: new Date(0) });
+    const text = wsEncoder.encode({ id: 1, result: { type: 'data', data: transformer.serialize({ id: '10', data: dated }) } }) as string;
+    expect(superjson.deserialize(JSON.parse(text).result.data)).toEqual({ id: '10', data: dated });
+  });
 });

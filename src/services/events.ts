@@ -84,7 +84,12 @@ export function createEventsService({ store, scheduler, maxBuffered = MAX_BUFFER
       else buffer.push(e);
       wake?.();
     });
-    const onAbort = () => wake?.();
+    // Read once per event: the `aborted` getter is not free, and every event is read by every subscriber.
+    let aborted = signal?.aborted ?? false;
+    const onAbort = () => {
+      aborted = true;
+      wake?.();
+    };
     signal?.addEventListener('abort', onAbort);
     try {
       if (owns && !(await owns())) throw notFound(`Agent ${agentId} not found`);
@@ -99,7 +104,7 @@ export function createEventsService({ store, scheduler, maxBuffered = MAX_BUFFER
           // Read after a delete: the page may be a new agent's under the same id. The stream ends as at the marker.
           if (page.length > 0 && owns && !(await owns())) return;
           for (const row of page) {
-            if (signal?.aborted) return;
+            if (aborted) return;
             last = row.id;
             if (row.type === 'agent:deleted') continue; // stored with no agent: only a scheduler stream reads it, and skips it
             yield { id: row.id, type: row.type, agentId: row.agentId, data: row.data } as StoredEvent;
@@ -107,7 +112,7 @@ export function createEventsService({ store, scheduler, maxBuffered = MAX_BUFFER
           if (page.length < PAGE) break;
         }
       }
-      while (!signal?.aborted) {
+      while (!aborted) {
         if (overflow) throw new SlowConsumerError('subscriber too slow: reconnect with the last event id');
         const next = buffer.shift();
         if (next) {
@@ -145,12 +150,14 @@ export function createEventsService({ store, scheduler, maxBuffered = MAX_BUFFER
       return bus.on(listener);
     },
     /** One agent's events, after the ownership check. */
-    async *watchAgent(p: Principal, agentId: string, options: WatchOptions = {}): AsyncGenerator<StreamEvent> {
+    watchAgent(p: Principal, agentId: string, options: WatchOptions = {}): AsyncGenerator<StreamEvent> {
       const owns = async () => {
         const agent = await store.getAgent(agentId);
         return agent !== undefined && agent !== null && mayAccess(p, agent);
       };
-      yield* stream(agentId, options.after, options.signal, owns);
+      // The stream itself, not a generator around it (`yield*` would add promise turns to every event); it starts
+      // on the first `next()` all the same.
+      return stream(agentId, options.after, options.signal, owns);
     },
     /** Scheduler-wide figures (`scheduler:status`): without `after`, the current ones first, then every change. */
     async *watchScheduler(options: WatchOptions = {}): AsyncGenerator<StreamEvent> {

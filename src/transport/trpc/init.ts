@@ -76,24 +76,23 @@ export function toTrpcError(err: unknown): TRPCError {
   return new TRPCError({ code: ERROR_MAP[e.code].trpc, message: e.message, cause: e });
 }
 
-const mapErrors = t.middleware(async ({ next }) => {
-  const result = await next();
-  if (!result.ok && result.error.cause instanceof DomainError) throw toTrpcError(result.error.cause);
-  return result;
-});
-
-const publicProcedure = t.procedure.use(mapErrors);
-
-/** A procedure builder per access level; each adds the caller (`principal`) to the context. */
+/**
+ * A procedure builder per access level; each adds the caller (`principal`) to the context, and maps a domain error
+ * thrown below it to its tRPC code. One middleware, not two: each tRPC middleware step copies the call's options
+ * and context (~10 µs a call on these machines).
+ */
 function withPrincipal(access: Access) {
-  return publicProcedure.use(async ({ ctx, next }) => {
+  return t.procedure.use(async ({ ctx, next }) => {
     let principal;
     try {
       principal = await principalFor(ctx.auth, access, ctx.token);
     } catch (err) {
       throw toTrpcError(err);
     }
-    return next({ ctx: { ...ctx, principal } });
+    // Only the new key: tRPC merges it into the context itself, and redefining every key it has already is slow.
+    const result = await next({ ctx: { principal } });
+    if (!result.ok && result.error.cause instanceof DomainError) throw toTrpcError(result.error.cause);
+    return result;
   });
 }
 
