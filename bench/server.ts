@@ -1,14 +1,28 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
-/** Starts `npm start`'s entry in its own process (so load generators do not share its CPU). */
 /** The per-owner caps guard a shared server from one user; a benchmark is that one user, measuring throughput. */
 const BENCH_LIMITS = { MAX_AGENTS_PER_OWNER: '1000000', MANUAL_RUNS_PER_MINUTE: '1000000' };
 
+/** What `npm start` runs: the server built from src/ into one file, built once a bench run, from the sources as they are. */
+let built: string | undefined;
+function serverEntry(): string {
+  if (!built) {
+    execFileSync(process.execPath, [new URL('../scripts/build-server.mjs', import.meta.url).pathname], { stdio: 'inherit' });
+    built = new URL('../dist/server/node.mjs', import.meta.url).pathname;
+  }
+  return built;
+}
+
+/**
+ * Starts `npm start`'s server in its own process (so load generators do not share its CPU): compiled JavaScript,
+ * not the sources through tsx, whose transforms cost CPU on the hot path too. BENCH_SERVER_PROFILE=<dir> writes
+ * a `--cpu-prof` profile of each server there.
+ */
 export async function startServerProcess(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
   const profile = process.env['BENCH_SERVER_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_SERVER_PROFILE']}`] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', new URL('../src/runtime/node.ts', import.meta.url).pathname], { env: { ...process.env, PORT: '0', ...BENCH_LIMITS, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...profile, serverEntry()], { env: { ...process.env, PORT: '0', ...BENCH_LIMITS, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
     createInterface({ input: child.stdout! }).on('line', (line) => {
