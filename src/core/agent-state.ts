@@ -21,32 +21,51 @@ export function createAgentState(store: SchedulerStore, clock: Clock, schedules:
 
   /**
    * Reads asked for in one turn of the event loop share one query: when thousands of schedules fire
-   * at once, their agents arrive in a few reads.
+   * at once, their agents arrive in a few reads. Every caller of a read hears its answer or its error:
+   * one that heard neither (an outage failed the query) would leave its run waiting, and renewed, forever.
    */
-  let loading: Map<string, ((a: AgentRecord | undefined) => void)[]> | undefined;
-  function load(id: string): Promise<AgentRecord | undefined> {
-    const cached = cache.get(id);
+  interface Waiter {
+    resolve(a: AgentRecord | undefined): void;
+    reject(err: unknown): void;
+  }
+  let loading: Map<string, Waiter[]> | undefined;
+  /** The ids of the read being gathered that must be read from the store even though cached (`refresh`). */
+  let forced: Set<string> | undefined;
+  function read(id: string, fresh: boolean): Promise<AgentRecord | undefined> {
+    const cached = fresh ? undefined : cache.get(id);
     if (cached) return Promise.resolve(cached);
     return new Promise((resolve, reject) => {
       if (!loading) {
         const batch = (loading = new Map());
+        const stale = (forced = new Set());
         queueMicrotask(() => {
-          loading = undefined;
-          store.getAgents([...batch.keys()]).then((found) => {
-            const byId = new Map(found.map((a) => [a.id, a]));
-            for (const [agentId, waiters] of batch) {
-              const agent = cache.get(agentId) ?? byId.get(agentId);
-              if (agent && !cache.has(agentId)) cache.set(agentId, agent);
-              for (const w of waiters) w(agent);
-            }
-          }, reject);
+          loading = forced = undefined;
+          store.getAgents([...batch.keys()]).then(
+            (found) => {
+              const byId = new Map(found.map((a) => [a.id, a]));
+              for (const [agentId, waiters] of batch) {
+                const stored = byId.get(agentId);
+                // A refreshed agent is the stored one from now (or none); another keeps the copy cached meanwhile.
+                const agent = stale.has(agentId) ? stored : (cache.get(agentId) ?? stored);
+                if (agent) cache.set(agentId, agent);
+                else cache.delete(agentId);
+                for (const w of waiters) w.resolve(agent);
+              }
+            },
+            // The cached copies stay: a run that fails here is finished with its agent, so its retry policy holds.
+            (err: unknown) => {
+              for (const waiters of batch.values()) for (const w of waiters) w.reject(err);
+            },
+          );
         });
       }
+      if (fresh) forced!.add(id);
       const waiters = loading.get(id);
-      if (waiters) waiters.push(resolve);
-      else loading.set(id, [resolve]);
+      if (waiters) waiters.push({ resolve, reject });
+      else loading.set(id, [{ resolve, reject }]);
     });
   }
+  const load = (id: string) => read(id, false);
 
   /**
    * Applies `set` to `agent` (a cached copy, or the caller's own record) and writes it, stamped with
@@ -71,10 +90,7 @@ export function createAgentState(store: SchedulerStore, clock: Clock, schedules:
      * The agent as stored now, for a run about to start or be retried on a shared store: another instance
      * may have changed it (its config, limits, retry state) since this one cached it. Batched like `load`.
      */
-    refresh(id: string): Promise<AgentRecord | undefined> {
-      cache.delete(id);
-      return load(id);
-    },
+    refresh: (id: string) => read(id, true),
     forget(id: string): void {
       cache.delete(id);
     },

@@ -370,7 +370,9 @@ describe.skipIf(!TEST_POSTGRES_URL).sequential('a cluster of three server proces
         const all = await runs(c, 0, id).catch(() => [] as Run[]);
         const last = all.slice(0, 8).map((r) => `${r.status} ${r.trigger} #${r.attempt} ${r.error ?? ''}`);
         const open = all.filter((r) => r.status === 'running' || r.status === 'queued');
-        throw new Error(`${err.message}; schedule ${JSON.stringify(schedule?.body?.data)}; last runs ${JSON.stringify(last)}; open runs ${JSON.stringify(open)}`);
+        // And what the processes warned of since the outage (a run held open says why in its holder's log).
+        const warned = c.instances.map((i) => `instance ${i.index}: ${i.log.filter((l) => /"level":(40|50|60)|"level":"(warn|error|fatal)"/.test(l)).slice(-12).join(' | ')}`);
+        throw new Error(`${err.message}; schedule ${JSON.stringify(schedule?.body?.data)}; last runs ${JSON.stringify(last)}; open runs ${JSON.stringify(open)}; warnings ${warned.join(' || ')}`);
       });
     }
     expect(c.instances.map((i) => i.alive), 'every process survived').toEqual([true, true, true]);
