@@ -4,7 +4,7 @@ import { Kysely, sql } from 'kysely';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { postgresDialect } from '../src/storage/dialects/postgres.ts';
-import { migrate } from '../src/storage/migrations.ts';
+import { migrate } from '../src/storage/migrator.ts';
 import type { Database } from '../src/storage/schema.ts';
 import { quick, record, round } from './harness.ts';
 

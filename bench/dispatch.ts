@@ -7,7 +7,7 @@ import { createHandlerRegistry, type HandlerDefinition } from '../src/core/handl
 import { createScheduler } from '../src/core/scheduler.ts';
 import type { AgentRecord } from '../src/core/store.ts';
 import { betterSqliteDialect } from '../src/storage/dialects/better-sqlite3.ts';
-import { migrate } from '../src/storage/migrations.ts';
+import { migrate } from '../src/storage/migrator.ts';
 import { createRepository } from '../src/storage/repository.ts';
 import type { Database } from '../src/storage/schema.ts';
 import { quick, record, round } from './harness.ts';

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { createHandlerRegistry, type HandlerDefinition } from '../src/core/handlers.ts';
 import { createScheduler } from '../src/core/scheduler.ts';
 import { betterSqliteDialect } from '../src/storage/dialects/better-sqlite3.ts';
-import { migrate } from '../src/storage/migrations.ts';
+import { migrate } from '../src/storage/migrator.ts';
 import { createRepository } from '../src/storage/repository.ts';
 import type { Database } from '../src/storage/schema.ts';
 import { Cron } from 'croner';

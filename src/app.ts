@@ -18,7 +18,7 @@ import { createHealth } from './services/health.ts';
 import { createServices } from './services/services.ts';
 import { createRunLogObserver } from './services/run-logs.ts';
 import { createTracingObserver } from './services/tracing.ts';
-import { migrate } from './storage/migrations.ts';
+import { migrate } from './storage/migrator.ts';
 import { createRepository } from './storage/repository.ts';
 import type { Database } from './storage/schema.ts';
 import { createHttpServer } from './transport/http.ts';

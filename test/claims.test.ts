@@ -4,7 +4,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { ClaimOutcome, RunRecord, ScheduleRecord } from '../src/core/store.ts';
 import { postgresDialect } from '../src/storage/dialects/postgres.ts';
-import { migrate } from '../src/storage/migrations.ts';
+import { migrate } from '../src/storage/migrator.ts';
 import { createRepository, type Repository } from '../src/storage/repository.ts';
 import type { Database } from '../src/storage/schema.ts';
 import { schedules, toRow } from '../src/storage/tables.ts';

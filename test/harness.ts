@@ -21,7 +21,7 @@ import { betterSqliteDialect } from '../src/storage/dialects/better-sqlite3.ts';
 import { postgresDialect } from '../src/storage/dialects/postgres.ts';
 import { createPostgresSignals } from '../src/storage/dialects/postgres-signals.ts';
 import { createMemoryStore } from '../src/storage/memory.ts';
-import { migrate } from '../src/storage/migrations.ts';
+import { migrate } from '../src/storage/migrator.ts';
 import { createRepository } from '../src/storage/repository.ts';
 import type { Database } from '../src/storage/schema.ts';
 

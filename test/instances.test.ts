@@ -16,7 +16,7 @@ import type { InstanceRecord, RunRecord } from '../src/core/store.ts';
 import { betterSqliteDialect } from '../src/storage/dialects/better-sqlite3.ts';
 import { DatabaseInUseError } from '../src/storage/dialects/sqlite-lock.ts';
 import { createMemoryStore } from '../src/storage/memory.ts';
-import { migrate } from '../src/storage/migrations.ts';
+import { migrate } from '../src/storage/migrator.ts';
 import { createRepository } from '../src/storage/repository.ts';
 import type { Database } from '../src/storage/schema.ts';
 import { deferred, ON_POSTGRES, recordEvents, tempDir, TEST_SECRET, testConfig, testDatabase } from './harness.ts';

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Kysely } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { migrate, MIGRATION_LOCK_KEY } from '../src/storage/migrations.ts';
+import { migrate, MIGRATION_LOCK_KEY } from '../src/storage/migrator.ts';
 import { betterSqliteDialect } from '../src/storage/dialects/better-sqlite3.ts';
 import { postgresDialect } from '../src/storage/dialects/postgres.ts';
 import { startServer, tempDir } from './harness.ts';

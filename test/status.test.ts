@@ -19,7 +19,7 @@ import { createRestHandler } from '../src/transport/rest/handler.ts';
 import { betterSqliteDialect } from '../src/storage/dialects/better-sqlite3.ts';
 import { postgresDialect } from '../src/storage/dialects/postgres.ts';
 import { createMemoryStore } from '../src/storage/memory.ts';
-import { migrate } from '../src/storage/migrations.ts';
+import { migrate } from '../src/storage/migrator.ts';
 import { createRepository } from '../src/storage/repository.ts';
 import type { Database } from '../src/storage/schema.ts';
 import { deferred, pgSchema, TEST_POSTGRES_URL, TEST_SECRET } from './harness.ts';

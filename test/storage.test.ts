@@ -9,7 +9,7 @@ import { postgresDialect } from '../src/storage/dialects/postgres.ts';
 import { silentLogger } from '../src/core/logger.ts';
 import { createEventFeed } from '../src/storage/event-feed.ts';
 import { createMemoryStore } from '../src/storage/memory.ts';
-import { migrate } from '../src/storage/migrations.ts';
+import { migrate } from '../src/storage/migrator.ts';
 import { createRepository, type Repository, type RepositoryOptions } from '../src/storage/repository.ts';
 import type { Database } from '../src/storage/schema.ts';
 import { TABLES, type SqlType } from '../src/storage/tables.ts';

@@ -9,7 +9,8 @@ import type { Logger } from './logger.ts';
 import type { RunObserver } from './observer.ts';
 import { costOf, tokens, type Prices } from './outputs.ts';
 import type { Taker } from './taker.ts';
-import { COMPLETED, fenceOf, type Outcome } from './runs.ts';
+import { fenceOf } from './run-maker.ts';
+import { COMPLETED, type Outcome } from './runs.ts';
 import type { AgentRecord, SchedulerStore } from './store.ts';
 
 /** Why a run's signal fired: the reason object on `signal.reason`. */

@@ -1,7 +1,7 @@
 import type { RunTrigger } from '../schemas/common.ts';
 import type { ActiveRun, ActiveRuns } from './active-runs.ts';
 import type { AgentState } from './agent-state.ts';
-import { retryDelay, type RetryPolicy } from './backoff.ts';
+import { retryAt, type RetryPolicy } from './backoff.ts';
 import type { Clock } from './clock.ts';
 import { iso, type EventLog } from './event-log.ts';
 import type { Executor } from './executor.ts';
@@ -10,9 +10,10 @@ import { createClaimer, type Claimer } from './claims.ts';
 import type { Logger } from './logger.ts';
 import { outputOf, usageOf } from './outputs.ts';
 import type { RunObserver } from './observer.ts';
-import { REPLACED, type AgentRecord, type ClaimOutcome, type Fence, type OverlapPolicy, type RunClaim, type RunRecord, type SchedulerStore } from './store.ts';
+import { REPLACED, type AgentRecord, type ClaimOutcome, type OverlapPolicy, type RunClaim, type RunRecord, type SchedulerStore } from './store.ts';
 import { RunAbort } from './run-handler.ts';
 import type { Timeline } from './timeline.ts';
+import { createRunMaker, fenceOf, retryKey, slotKey, type RunOwner } from './run-maker.ts';
 
 /**
  * How a run ended. A completed run carries what its handler resolved to (its output); a failure may say
@@ -23,9 +24,6 @@ export type Outcome =
   | { kind: 'failed'; error: string; retryable?: boolean; retryAfterMs?: number }
   | { kind: 'cancelled'; error: string };
 export const COMPLETED: Outcome = Object.freeze({ kind: 'completed' });
-
-/** Whose run it is: a schedule, or the run a retry follows, or (for a manual run) a plain literal. */
-export type RunOwner = Pick<RunRecord, 'agentId' | 'jobId' | 'priority'>;
 
 /** Why a fire or manual run is recorded as skipped: an agent's runs never overlap. */
 export const BUSY = 'skipped: the previous run or its retry is still in progress';
@@ -62,64 +60,11 @@ export interface RunsOptions {
 /** A run's life in the scheduler: claimed, queued (now or at its retry time), finished, retried. */
 export type Runs = ReturnType<typeof createRuns>;
 
-/** The dedupe key of the retry that follows run `runId`: whoever queues it (its holder, or the instance that reaped it), it exists once. */
-export const retryKey = (runId: string) => `retry:${runId}`;
-
-/** The fence of a held run's writes: they apply only while the run has the epoch this instance saw. */
-export const fenceOf = (run: RunRecord): Fence => ({ runId: run.id, epoch: run.epoch });
-
 export function createRuns(options: RunsOptions) {
   const { store, clock, agents, schedules, active, timeline, executor, events, execute, maxRetries, retry, runHistoryLimit, observer } = options;
   const finishedSinceTrim = new Map<string, number>();
   const trimEvery = Math.min(TRIM_EVERY, runHistoryLimit);
-  let counter = 0;
-  let prefix = { at: NaN, text: '' };
-
-  /** Run ids sort by creation time: a millisecond prefix (kept while its millisecond lasts: a burst makes thousands of ids in one), then a per-process counter, then noise. */
-  function newId(now: number): string {
-    counter = (counter + 1) % 0x1000000;
-    if (now !== prefix.at) prefix = { at: now, text: `run_${now.toString(36).padStart(9, '0')}` };
-    return `${prefix.text}${counter.toString(36).padStart(5, '0')}${Math.floor(Math.random() * 0x10000).toString(36).padStart(4, '0')}`;
-  }
-
-  /**
-   * The one place a run record is made, queued and not yet written. Schedule and catch-up runs carry
-   * `jobId@scheduledAt`, unique in the database, so a slot never runs twice; a retry carries `retryKey`.
-   */
-  function newRun(owner: RunOwner, trigger: RunTrigger, attempt: number, scheduledAt: number, dedupeKey: string | null): RunRecord {
-    const now = clock.now();
-    return {
-      id: newId(now),
-      agentId: owner.agentId,
-      jobId: owner.jobId,
-      trigger,
-      attempt,
-      status: 'queued',
-      priority: owner.priority,
-      scheduledAt,
-      startedAt: null,
-      finishedAt: null,
-      durationMs: null,
-      progress: null,
-      error: null,
-      dedupeKey,
-      waiting: false,
-      instanceId: null, // set by the take that hands it to an instance
-      epoch: 0,
-      leaseUntil: null,
-      cancelRequestedAt: null,
-      output: null,
-      outputTruncated: false,
-      usageModel: null,
-      inputTokens: null,
-      outputTokens: null,
-      costUsd: null,
-      createdAt: now,
-    };
-  }
-
-  const slotKey = (owner: RunOwner, trigger: RunTrigger, scheduledAt: number) =>
-    trigger === 'schedule' || trigger === 'catchup' ? `${owner.jobId}@${scheduledAt}` : null;
+  const newRun = createRunMaker(clock);
 
   /** Writes a run that is recorded and never runs (a catch-up with catch-up off): under its slot's key, so it is recorded once. */
   function recordSkipped(owner: RunOwner, trigger: RunTrigger, scheduledAt: number, why: string): void {
@@ -221,18 +166,6 @@ export function createRuns(options: RunsOptions) {
   }
 
   /**
-   * When a failed run's next attempt is due: base·2^(n-1) from now — at least the failure's `retryAfterMs`
-   * (a 429's Retry-After), never past the policy's cap — or null once `maxRetries` retries are used or the
-   * schedule is paused.
-   */
-  function retryAt(run: RunRecord, agent: AgentRecord, paused: boolean, now: number, retryAfterMs: number | undefined): number | null {
-    const retriesDone = run.attempt - 1;
-    if (paused || retriesDone >= (agent.maxRetries ?? maxRetries)) return null;
-    const backoff = retryDelay(retriesDone + 1, retry);
-    return now + (retryAfterMs === undefined ? backoff : Math.min(Math.max(backoff, retryAfterMs), retry.maxDelayMs));
-  }
-
-  /**
    * Records how a run ended and applies the retry policy. Synchronous: all its writes land in one batch,
    * each fenced by the run's epoch, so a run the cluster took back from this instance changes nothing.
    */
@@ -285,7 +218,7 @@ export function createRuns(options: RunsOptions) {
 
     const schedule = schedules.get(agent.id);
     const retryable = outcome.retryable !== false;
-    const at = retryable ? retryAt(run, agent, schedule?.paused === true, now, outcome.retryAfterMs) : null;
+    const at = retryable && schedule?.paused !== true ? retryAt(run.attempt, agent.maxRetries ?? maxRetries, now, outcome.retryAfterMs, retry) : null;
     if (!retryable) {
       // Not worth trying again (a 400, a missing key): this run failed, the schedule goes on.
       agents.write(agent, { lastRunAt: agent.lastRunAt, lastError: outcome.error, retryCount: 0, backoffUntil: null, status: agents.restingStatus(agent) }, fence);

@@ -1,10 +1,9 @@
-import { PRIORITIES } from '../schemas/common.ts';
 import { createActiveRuns } from './active-runs.ts';
 import { createAgentState, type AgentPatch } from './agent-state.ts';
 import type { RetryPolicy } from './backoff.ts';
 import { createBudgets } from './budgets.ts';
 import { systemClock, type Clock, type TimerHandle } from './clock.ts';
-import { conflict, errorText } from './errors.ts';
+import { errorText } from './errors.ts';
 import { createEventLog, iso } from './event-log.ts';
 import { createEventBus, type EventBus } from './events.ts';
 import { createExecutor } from './executor.ts';
@@ -15,14 +14,15 @@ import { catchUpMissedFires, recoverOpenRuns, type Recovery } from './recovery.t
 import { createTaker } from './taker.ts';
 import { newInstanceId } from './instances.ts';
 import type { Prices } from './outputs.ts';
-import { createRunHandler, RunAbort } from './run-handler.ts';
+import { createRunHandler } from './run-handler.ts';
 import { createRuns, type Runs } from './runs.ts';
 import { combineObservers, type RunObserver } from './observer.ts';
 import { createSchedules } from './schedules.ts';
+import { createRunCommands } from './run-commands.ts';
 import { createScheduleCommands } from './schedule-commands.ts';
 import { createSharedStore } from './shared-store.ts';
 import { createStatus, type Lifecycle, type Status } from './status.ts';
-import type { AgentRecord, RunRecord, ScheduleRecord, SchedulerStore } from './store.ts';
+import type { ScheduleRecord, SchedulerStore } from './store.ts';
 import { createTimeline, type DueHandlers } from './timeline.ts';
 
 export { RunAbort, type AbortKind } from './run-handler.ts';
@@ -87,6 +87,7 @@ export type Scheduler = ReturnType<typeof createScheduler>;
  *   status.ts       the figures and the throttled `scheduler:status` event
  *   shared-store.ts on a shared database: the queue of every instance, leases, other instances' changes
  *   schedule-commands.ts  set, remove, pause and resume a schedule
+ *   run-commands.ts       run now, backfill, cancel a run, forget an agent
  *   event-log.ts    events stored, then published as the store delivers them numbered
  */
 export function createScheduler(options: SchedulerOptions) {
@@ -200,6 +201,7 @@ export function createScheduler(options: SchedulerOptions) {
 
   const commands = createScheduleCommands({ store, clock, schedules, agents, active, runs, events, status, fresh: shared.fresh, onScheduleChange: options.onScheduleChange });
   const budgets = createBudgets({ store, clock, log, agents, schedules, pause: commands.pauseForBudget });
+  const runCommands = createRunCommands({ store, clock, lifecycle, schedules, agents, active, runs, status, budgets, ...(options.onCancelElsewhere && { onCancelElsewhere: options.onCancelElsewhere }) });
 
   return {
     events: bus,
@@ -225,73 +227,10 @@ export function createScheduler(options: SchedulerOptions) {
     pause: commands.pause,
     resume: commands.resume,
 
-    /**
-     * Queues one run per slot of `slots` (trigger `backfill`, the schedule's priority, `scheduledAt` the
-     * slot), oldest first, each waiting its turn behind the agent's open runs (they never overlap); a slot
-     * that already has a run (its dedupe key `jobId@slot`) is left alone. Answers the runs it queued.
-     * The caller checks the agent, its schedule and the number of slots (BACKFILL_MAX_SLOTS).
-     */
-    async backfill(agentId: string, slots: readonly number[]): Promise<RunRecord[]> {
-      if (lifecycle.stopping) throw conflict('The scheduler is shutting down');
-      const s = schedules.get(agentId);
-      if (!s) throw conflict(`Agent "${agentId}" has no schedule to backfill`);
-      const queued = await runs.backfill(s, [...slots].sort((a, b) => a - b));
-      await store.flush();
-      return queued;
-    },
-
-    /** One run now through the same queue and retry policy; skipped (and recorded) if one is in progress. */
-    async runNow(agent: AgentRecord): Promise<RunRecord> {
-      if (lifecycle.stopping) throw conflict('The scheduler is shutting down');
-      const held = await agents.load(agent.id);
-      await budgets.refuseIfOver(held ?? agent);
-      const run = await runs.offerNow(schedules.get(agent.id) ?? { agentId: agent.id, jobId: agent.id, priority: PRIORITIES.NORMAL });
-      await store.flush();
-      return run;
-    },
-
-    /**
-     * Cancels a run; false when it is finished or unknown. On a shared store `stored` (the run as the
-     * database has it, read by the services) lets it cancel a run another instance holds: a queued one in
-     * the database (fenced, so one taken meanwhile is left alone), a running one by recording the request on
-     * its row (durable: its holder looks for such requests twice a second while it runs anything) and telling its
-     * instance at once (`onCancelElsewhere`, the `cancel` signal); either way the holder aborts it.
-     */
-    async cancel(runId: string, stored?: RunRecord): Promise<boolean> {
-      const a = active.byId(runId);
-      if (!a) {
-        // A waiting run is held by no instance (the store lets it go in its turn): cancelled like a queued one elsewhere.
-        if (!stored || (!store.shared && !stored.waiting)) return false;
-        if (stored.status === 'running') {
-          store.write({ op: 'run.update', id: runId, set: { cancelRequestedAt: clock.now() } });
-          await store.flush();
-          options.onCancelElsewhere?.(runId);
-          return true;
-        }
-        if (stored.status !== 'queued') return false;
-        await agents.load(stored.agentId);
-        runs.drop(active.add(stored), 'cancelled');
-        await store.flush();
-        return true;
-      }
-      if (a.state === 'running') {
-        a.controller.abort(new RunAbort('cancel', 'cancelled'));
-        await Promise.resolve(); // let the handler race settle, so the run is cancelled on return
-      } else runs.drop(a, 'cancelled');
-      await store.flush();
-      return true;
-    },
-
-    /** Forgets an agent that is being deleted: aborts its run, drops its retry and schedule. */
-    async forgetAgent(agentId: string): Promise<void> {
-      const a = active.ofAgent(agentId);
-      if (a?.state === 'running') a.controller.abort(new RunAbort('deleted', 'agent deleted'));
-      else if (a) runs.drop(a, 'agent deleted');
-      schedules.forget(agentId);
-      agents.forget(agentId);
-      status.changed();
-      await store.flush();
-    },
+    backfill: runCommands.backfill,
+    runNow: runCommands.runNow,
+    cancel: runCommands.cancel,
+    forgetAgent: runCommands.forgetAgent,
 
     /**
      * Changes an agent's own fields (name, config, limits …) on behalf of a service: merged whole into

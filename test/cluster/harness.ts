@@ -6,7 +6,7 @@ import { Kysely } from 'kysely';
 import pg from 'pg';
 import { createAuth } from '../../src/services/auth.ts';
 import { postgresDialect } from '../../src/storage/dialects/postgres.ts';
-import { migrate } from '../../src/storage/migrations.ts';
+import { migrate } from '../../src/storage/migrator.ts';
 import { pgSchema, TEST_POSTGRES_URL, TEST_SECRET } from '../harness.ts';
 
 /**

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { retryDelay } from '../../src/core/backoff.ts';
+import { retryAt, retryDelay } from '../../src/core/backoff.ts';
 
 describe('retry delay', () => {
   const defaults = { baseDelayMs: 1000, maxDelayMs: 300_000 };
@@ -26,5 +26,17 @@ describe('retry delay', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('retry time', () => {
+  const policy = { baseDelayMs: 1000, maxDelayMs: 300_000 };
+  it('follows the delay from the failure, waits at least a Retry-After but never past the cap, and ends after maxRetries', () => {
+    expect(retryAt(1, 3, 10_000, undefined, policy)).toBe(11_000);
+    expect(retryAt(3, 3, 10_000, undefined, policy)).toBe(14_000);
+    expect(retryAt(4, 3, 10_000, undefined, policy)).toBeNull();
+    expect(retryAt(1, 3, 10_000, 60_000, policy)).toBe(70_000);
+    expect(retryAt(1, 3, 10_000, 10 ** 9, policy)).toBe(310_000);
+    expect(retryAt(1, 0, 10_000, undefined, policy)).toBeNull();
   });
 });
